@@ -1,0 +1,452 @@
+"""Customer search as you type: exact number look-ups, FTS5 prefix tiers, Kölner Phonetik.
+
+What the cashier types is matched in this order, and the list shows the tiers in this order:
+
+0. a complete customer, card number or e-mail address: a B-tree look-up (a scanned card of
+   eight or more characters that hits ends the search there);
+1. an exact last name ("meier" → Meier, before Meierhofer), the other words as prefixes;
+2. a last name starting with a typed word ("mül tho" → Thomas Müller: any order);
+3. other name words (first names, company);
+4. any field: postcode, city, phone (0171…, +49 171…, with spaces), e-mail, numbers;
+5. sound-alikes by Kölner Phonetik (Mayer, Maier, Meyer for "Meier"), only to fill the page.
+
+Inside a tier the newest customers come first (``ORDER BY rowid DESC`` is free in FTS5) and
+the page shows them alphabetically.
+
+Two FTS5 tables hold the index, both rebuilt from the customer row by :func:`index`:
+``customer_fts`` has every searchable token (detail=none: smallest and fastest), and
+``customer_names`` only name words and their phonetic codes, with columns, so the name tiers
+never wade through the postcodes and e-mail domains that a whole shop shares. Words are
+folded (``Müller`` → ``mueller`` and ``muller``) so whatever a cashier types for an umlaut
+matches. Prefix indexes for 1–4 characters make short prefixes lazy doclist reads instead of
+merges of thousands of terms.
+
+Short prefixes match huge sets ("ma": every tenth customer), so nothing is ranked in SQL:
+the broad query runs first with ``LIMIT page + 1``. When it is not over-full it holds every
+match, which is sorted into tiers in Python and the tier queries are skipped (sparse queries
+cost one FTS5 query). When it is over-full the tier queries fill the page quickly, because
+dense prefixes find their first rows at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Any
+
+import cologne_phonetics
+from sqlite_utils import Migrations
+
+_LOGGER = logging.getLogger(__name__)
+
+# German transliteration first (what Germans type without umlauts), then letters that
+# Unicode does not decompose (Yılmaz, Wiśniewski's ł) so they fold to plain ASCII too.
+_FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "ı": "i", "ł": "l",
+                       "ø": "o", "đ": "d", "æ": "ae", "œ": "oe", "þ": "th", "ð": "d"})  # fmt: skip
+_PLAIN = str.maketrans({"ß": "ss", "ı": "i", "ł": "l", "ø": "o", "đ": "d", "æ": "ae",
+                        "œ": "oe", "þ": "th", "ð": "d"})  # fmt: skip
+_TOKEN_RE = re.compile(r"[a-z0-9]+")
+# what customers.assign_card accepts, with at least one digit
+_NUMBER_RE = re.compile(r"^(?=.*[0-9])[A-Za-z0-9#\-]{4,32}$")
+_PHONETIC_MIN_LEN = 4  # shorter words have codes so coarse they match everyone
+SCAN_MIN_LEN = 8  # a number this long that hits exactly is a scan: show only its owner
+
+# The first index layout, created by the released migration customers.m001; replaced by
+# this module's m001 below. Kept verbatim because released migrations never change.
+FTS_SCHEMA = (
+    "CREATE VIRTUAL TABLE customer_fts USING fts5("
+    "names, phon, place, contact, numbers,"
+    " tokenize = 'unicode61 remove_diacritics 0', prefix = '2 3', detail = column)"
+)
+
+_TOKENIZE = "tokenize = 'unicode61 remove_diacritics 0', prefix = '1 2 3 4'"
+ALL_SCHEMA = (
+    "CREATE VIRTUAL TABLE customer_fts USING fts5("
+    f"names, place, contact, numbers, {_TOKENIZE}, detail = none)"
+)
+NAMES_SCHEMA = (
+    "CREATE VIRTUAL TABLE customer_names USING fts5("
+    f"last, other, phon, {_TOKENIZE}, detail = column)"
+)
+
+# Applied after kiosk.customers (it reads customer rows): customers registers this set.
+migrations = Migrations("kiosk.search")
+
+
+@migrations()
+def m001_two_tables(db) -> None:
+    db.execute("DROP TABLE IF EXISTS customer_fts")
+    db.execute(ALL_SCHEMA)
+    db.execute(NAMES_SCHEMA)
+    rebuild(db)
+
+
+# -- folding -------------------------------------------------------------------------------
+def _strip_marks(text: str) -> str:
+    return "".join(
+        c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
+    )
+
+
+@lru_cache(maxsize=65536)
+def word_variants(word: str) -> tuple[str, ...]:
+    """Return the searchable spellings of one word: umlauts as ae/oe/ue and plain vowels."""
+    lower = word.lower()
+    out: list[str] = []
+    for variant in (_strip_marks(lower.translate(_FOLD)), _strip_marks(lower.translate(_PLAIN))):
+        for tok in _TOKEN_RE.findall(variant):
+            if tok not in out:
+                out.append(tok)
+    return tuple(out)
+
+
+def fold(text: str) -> list[str]:
+    """Turn typed text into query tokens (German transliteration of umlauts)."""
+    return _TOKEN_RE.findall(_strip_marks(text.lower().translate(_FOLD)))
+
+
+@lru_cache(maxsize=65536)
+def phonetic(word: str) -> str:
+    """Kölner Phonetik code of a word ('' for words without letters)."""
+    codes = [code for _, code in cologne_phonetics.encode(word) if code]
+    return " ".join(codes)
+
+
+def _email_parts(email: str) -> str:
+    """Local part and domain labels without the top-level domain (".de" is everyone's)."""
+    local, _at, domain = email.partition("@")
+    labels = domain.split(".")
+    return " ".join([local, *(labels[:-1] if len(labels) > 1 else labels)])
+
+
+def query_tokens(text: str) -> list[str]:
+    """Fold typed text into tokens, reading e-mail addresses the way they are indexed."""
+    if "@" in text:
+        text = _email_parts(text.strip())
+    return fold(text)
+
+
+# -- the index -----------------------------------------------------------------------------------
+def _words(*values: str | None) -> list[str]:
+    tokens: list[str] = []
+    for value in values:
+        if value:
+            for word in value.split():
+                for tok in word_variants(word):
+                    if tok not in tokens:
+                        tokens.append(tok)
+    return tokens
+
+
+def _phone_tokens(e164: str | None) -> list[str]:
+    """Index a phone number as typed in Germany (0171…) and internationally (49171…)."""
+    if not e164:
+        return []
+    digits = e164.lstrip("+")
+    tokens = [digits]
+    if e164.startswith("+49"):
+        tokens.append("0" + digits[2:])
+    return tokens
+
+
+@dataclass(frozen=True)
+class Document:
+    """The index rows of one customer."""
+
+    last: str
+    other: str
+    phon: str
+    place: str
+    contact: str
+    numbers: str
+
+    @property
+    def names(self) -> str:
+        return f"{self.last} {self.other}".strip()
+
+
+def document(row: dict[str, Any], card_numbers: Iterable[str]) -> Document:
+    """Build the index rows of a customer record."""
+    phon = [
+        code
+        for word in f"{row.get('first_name') or ''} {row.get('last_name') or ''}".split()
+        for code in phonetic(word).split()
+    ]
+    contact = _words(_email_parts(row["email"])) if row.get("email") else []
+    for key in ("phone", "mobile"):
+        for tok in _phone_tokens(row.get(key)):
+            if tok not in contact:
+                contact.append(tok)
+    return Document(
+        last=" ".join(_words(row.get("last_name"))),
+        other=" ".join(_words(row.get("first_name"), row.get("company"))),
+        phon=" ".join(dict.fromkeys(phon)),
+        place=" ".join(_words(row.get("postcode"), row.get("city"))),
+        contact=" ".join(contact),
+        numbers=" ".join([row.get("customer_no") or "", *card_numbers]).strip(),
+    )
+
+
+def index(db, rowid: int, row: dict[str, Any], card_numbers: Iterable[str]) -> None:
+    """(Re)index one customer; call inside the transaction that changed it."""
+    doc = document(row, card_numbers)
+    conn = db.conn
+    # An edit that leaves a table's entry as it was (most edits touch one or two fields)
+    # rewrites nothing: FTS5 deletes and inserts are the costly part of applying an event.
+    fts = (doc.names, doc.place, doc.contact, doc.numbers)
+    old = conn.execute(
+        "SELECT names, place, contact, numbers FROM customer_fts WHERE rowid = ?", [rowid]
+    ).fetchone()
+    if old != fts:
+        if old is not None:
+            conn.execute("DELETE FROM customer_fts WHERE rowid = ?", [rowid])
+        conn.execute(
+            "INSERT INTO customer_fts (rowid, names, place, contact, numbers)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [rowid, *fts],
+        )
+    names = (doc.last, doc.other, doc.phon)
+    old = conn.execute(
+        "SELECT last, other, phon FROM customer_names WHERE rowid = ?", [rowid]
+    ).fetchone()
+    if old != names:
+        if old is not None:
+            conn.execute("DELETE FROM customer_names WHERE rowid = ?", [rowid])
+        conn.execute(
+            "INSERT INTO customer_names (rowid, last, other, phon) VALUES (?, ?, ?, ?)",
+            [rowid, *names],
+        )
+
+
+def unindex(db, rowid: int) -> None:
+    """Remove a customer from the index (erased, merged away)."""
+    db.conn.execute("DELETE FROM customer_fts WHERE rowid = ?", [rowid])
+    db.conn.execute("DELETE FROM customer_names WHERE rowid = ?", [rowid])
+
+
+def rebuild(db) -> int:
+    """Index every live customer from scratch; returns how many were indexed."""
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'customers'").fetchone():
+        return 0  # a fresh database: customers are indexed as they are created
+    db.execute("DELETE FROM customer_fts")
+    db.execute("DELETE FROM customer_names")
+    cards: dict[str, list[str]] = {}
+    for card_no, customer_id in db.execute(
+        "SELECT card_no, customer_id FROM customer_cards ORDER BY issued_at"
+    ):
+        cards.setdefault(customer_id, []).append(card_no)
+    cursor = db.execute(
+        "SELECT rowid, * FROM customers WHERE merged_into IS NULL AND erased_at IS NULL"
+    )
+    names = [d[0] for d in cursor.description]
+    count = 0
+    for values in cursor:  # reading customers while writing the index tables is fine
+        row = dict(zip(names, values))
+        index(db, row["rowid"], row, cards.get(row["id"], []))
+        count += 1
+    _LOGGER.info("search index rebuilt: %d customers", count)
+    return count
+
+
+# -- queries -----------------------------------------------------------------------------------------
+_HIT_COLUMNS = (
+    "id, customer_no, first_name, last_name, company, postcode, city,"
+    " birth_date, email, phone, mobile, observation"
+)
+
+# Why a customer is on the list, best first (Hit.match).
+MATCHES = ("exact", "last_name", "last_name_prefix", "name", "other", "phonetic")
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    customer_no: str
+    first_name: str | None
+    last_name: str | None
+    company: str | None
+    postcode: str | None
+    city: str | None
+    birth_date: str | None
+    email: str | None
+    phone: str | None
+    mobile: str | None
+    observation: str | None
+    fuzzy: bool = False  # a sound-alike, not what was typed
+    match: str = "other"  # one of MATCHES
+
+    @property
+    def display_name(self) -> str:
+        name = " ".join(p for p in (self.first_name, self.last_name) if p)
+        return name or self.company or self.customer_no
+
+
+@dataclass(frozen=True)
+class Query:
+    """The FTS5 expressions for one typed text; ``None`` where a tier cannot match."""
+
+    tokens: tuple[str, ...]
+    broad: str
+    exact_last: str | None
+    last_prefix: str | None
+    names: str | None
+    phonetic: str | None
+
+
+def _prefixes(tokens: Iterable[str]) -> str:
+    # Tokens are [a-z0-9]+ after folding, so quoting them is enough to make them literal.
+    return " AND ".join(f'"{t}"*' for t in tokens)
+
+
+def build_query(text: str) -> Query | None:
+    tokens = query_tokens(text)
+    if not tokens:
+        return None
+    broad = _prefixes(tokens)
+    digits = "".join(tokens)
+    if all(t.isdigit() for t in tokens) and (len(tokens) > 1 or digits.startswith("00")):
+        # "0171 234 56" typed with spaces is one number; 0049… is the +49… token
+        joined = digits[2:] if digits.startswith("00") else digits
+        broad = f'({broad}) OR "{joined}"*'
+    exact_last = last_prefix = names = fuzzy = None
+    if all(t.isalpha() for t in tokens):  # names hold no digits: skip the name tiers
+        names = f"{{last other}} : ({broad})"
+        exact_last = f"last : ({' OR '.join(f'{chr(34)}{t}{chr(34)}' for t in tokens)}) AND {names}"
+        last_prefix = f"last : ({' OR '.join(f'{chr(34)}{t}{chr(34)}*' for t in tokens)}) AND {names}"
+        parts, sounds = [], False
+        for tok in tokens:
+            code = phonetic(tok) if len(tok) >= _PHONETIC_MIN_LEN else ""
+            if code and " " not in code:
+                parts.append(f'phon : "{code}"')
+                sounds = True
+            else:
+                parts.append(f'{{last other}} : "{tok}"*')
+        fuzzy = " AND ".join(parts) if sounds else None
+    return Query(tuple(tokens), broad, exact_last, last_prefix, names, fuzzy)
+
+
+def _rowids(db, table: str, expr: str, limit: int) -> list[int]:
+    return [
+        r[0]
+        for r in db.execute(
+            f"SELECT rowid FROM {table} WHERE {table} MATCH ? ORDER BY rowid DESC LIMIT ?",
+            [expr, limit],
+        )
+    ]
+
+
+def _exact_numbers(db, text: str) -> list[int]:
+    """Customers whose customer number, card number or e-mail is exactly ``text`` (B-tree)."""
+    text = text.strip()
+    if _NUMBER_RE.match(text):
+        sqls = [
+            ("SELECT id FROM customers WHERE customer_no = ?", text),
+            ("SELECT customer_id FROM customer_cards WHERE card_no = ?", text),
+        ]
+    elif "@" in text and " " not in text:
+        sqls = [("SELECT id FROM customers WHERE email_key = ?", text.lower())]
+    else:
+        return []
+    rowids: list[int] = []
+    for sql, arg in sqls:
+        for (customer_id,) in db.execute(sql, [arg]).fetchall():
+            # an old receipt or card may name a customer merged away: follow the redirect
+            row = db.execute(
+                "SELECT rowid FROM customers WHERE id = coalesce("
+                "(SELECT survivor FROM customer_redirects WHERE loser = ?), ?)",
+                [customer_id, customer_id],
+            ).fetchone()
+            if row and row[0] not in rowids:
+                rowids.append(row[0])
+    return rowids
+
+
+def _fetch(db, rowids: list[int]) -> dict[int, Hit]:
+    """Load the display rows of live customers, in one query per 500 ids."""
+    out: dict[int, Hit] = {}
+    for start in range(0, len(rowids), 500):
+        chunk = rowids[start : start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        for rowid, *values in db.execute(
+            f"SELECT rowid, {_HIT_COLUMNS} FROM customers WHERE rowid IN ({marks})"
+            " AND merged_into IS NULL AND erased_at IS NULL",
+            chunk,
+        ):
+            out[rowid] = Hit(*values)
+    return out
+
+
+def _classify(hit: Hit, tokens: tuple[str, ...]) -> str:
+    """Which name tier a prefix match belongs to (the tiers' SQL, replayed on one row)."""
+    last = _words(hit.last_name)
+    names = last + _words(hit.first_name, hit.company)
+    if not all(any(w.startswith(t) for w in names) for t in tokens):
+        return "other"
+    if any(t in last for t in tokens):
+        return "last_name"
+    if any(w.startswith(t) for t in tokens for w in last):
+        return "last_name_prefix"
+    return "name"
+
+
+def _alphabetical(hit: Hit) -> tuple:
+    return (fold(hit.last_name or hit.company or ""), fold(hit.first_name or ""), hit.customer_no)
+
+
+def run(db, text: str, limit: int = 20, candidates: int | None = None) -> list[Hit]:
+    """Search customers as the cashier types; at most ``limit`` hits, best tier first.
+
+    ``candidates`` is accepted for older callers and ignored: the tiers fetch what they need.
+    """
+    del candidates
+    if limit <= 0:
+        return []
+    tiers: dict[str, list[int]] = {m: [] for m in MATCHES}
+    seen: set[int] = set()
+
+    def add(match: str, rowids: Iterable[int]) -> None:
+        for rowid in rowids:
+            if rowid not in seen and len(seen) < limit:
+                seen.add(rowid)
+                tiers[match].append(rowid)
+
+    exact = _exact_numbers(db, text)
+    add("exact", exact)
+    query = build_query(text)
+    if query is not None and not (exact and len(text.strip()) >= SCAN_MIN_LEN):
+        broad = _rowids(db, "customer_fts", query.broad, limit + 1)
+        if len(broad) <= limit or query.names is None:
+            # Every match is in hand (or no name tier applies): sort it into tiers below.
+            add("other", broad)
+        else:
+            for match, expr in (
+                ("last_name", query.exact_last),
+                ("last_name_prefix", query.last_prefix),
+                ("name", query.names),
+            ):
+                if len(seen) < limit:
+                    add(match, _rowids(db, "customer_names", expr, limit + len(seen)))
+            if len(seen) < limit:
+                rest = [r for r in broad if r not in seen]
+                if len(rest) < limit - len(seen):
+                    rest = _rowids(db, "customer_fts", query.broad, limit + len(seen) + 1)
+                add("other", rest)
+        if query.phonetic and len(seen) < limit:
+            add("phonetic", _rowids(db, "customer_names", query.phonetic, limit + len(seen)))
+    hits = _fetch(db, [r for rowids in tiers.values() for r in rowids])
+    tokens = query.tokens if query else ()
+    ranked: dict[str, list[Hit]] = {m: [] for m in MATCHES}
+    for tier, rowids in tiers.items():
+        for rowid in rowids:
+            hit = hits.get(rowid)
+            if hit is None:
+                continue
+            match = tier
+            if tier == "other" and query is not None and query.names is not None:
+                match = _classify(hit, tokens)
+            ranked[match].append(replace(hit, match=match, fuzzy=match == "phonetic"))
+    return [hit for match in MATCHES for hit in sorted(ranked[match], key=_alphabetical)]

@@ -1,0 +1,5 @@
+import sys
+
+from storehub.dashboard.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Real parts for tests: Xvfb displays, Mosquitto brokers, free loopback ports."""

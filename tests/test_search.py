@@ -1,0 +1,269 @@
+"""Customer search as the cashier types it, on real SQLite files."""
+
+from __future__ import annotations
+
+import pytest
+
+from kiosk.engine import customers, events, search
+from kiosk.engine.store import Store
+
+
+def add(store, first, last, **fields):
+    return customers.create(store, {"first_name": first, "last_name": last, **fields}, force=True)
+
+
+def names(hits):
+    return [h.display_name for h in hits]
+
+
+@pytest.fixture
+def shop(file_store):
+    s = file_store
+    people = {
+        "thomas": add(s, "Thomas", "Müller", postcode="50667", city="Köln",
+                      mobile="0171 1234567", email="thomas.mueller@web.de"),
+        "mueller": add(s, "Petra", "Mueller", postcode="50668", city="Köln"),
+        "anna": add(s, "Anna", "Meier", postcode="53111", city="Bonn", phone="0228 987654"),
+        "jan": add(s, "Jan", "Mayer"),
+        "eva": add(s, "Eva", "Maier"),
+        "otto": add(s, "Otto", "Meyer"),
+        "karl": add(s, "Karl", "Meierhofer"),
+        "schulz": add(s, "Meiera", "Schulz"),
+        "ayse": add(s, "Ayşe", "Yılmaz", email="ayse.yilmaz@gmx.de"),
+        "lena": add(s, "Anna-Lena", "Schmidt-Hoffmann", postcode="51063", city="Köln"),
+    }  # fmt: skip
+    customers.assign_card(s, people["thomas"]["id"], "2900000000015")
+    return s, people
+
+
+def test_name_prefixes_in_any_order(shop):
+    """GIVEN Thomas Müller WHEN the cashier types parts of both names in any order THEN he is found."""
+    store, p = shop
+    for text in ("mül tho", "tho mül", "MÜL THO", "Müller Thomas", "thomas m", "mu th"):
+        assert p["thomas"]["id"] in [h.id for h in customers.find(store, text)], text
+
+
+def test_umlaut_spellings_find_each_other(shop):
+    store, p = shop
+    for text in ("Müller", "Mueller", "muller", "MÜLLER", "mül"):
+        ids = [h.id for h in customers.find(store, text)]
+        assert p["thomas"]["id"] in ids, text
+    # written with "ue" in the record: found by the umlaut and the ue spelling
+    for text in ("Müller", "mueller"):
+        assert p["mueller"]["id"] in [h.id for h in customers.find(store, text)], text
+
+
+def test_letters_without_decomposition_fold_to_ascii(shop):
+    store, p = shop
+    for text in ("yilmaz", "Yılmaz", "ayse yil", "ayşe"):
+        assert [h.id for h in customers.find(store, text)][:1] == [p["ayse"]["id"]], text
+
+
+def test_double_names_match_each_part(shop):
+    store, p = shop
+    for text in ("hoffmann", "schmidt-ho", "lena schm", "anna hoff"):
+        assert p["lena"]["id"] in [h.id for h in customers.find(store, text)], text
+
+
+def test_phonetic_matches_come_after_exact_ones(shop):
+    """GIVEN Meier, Meierhofer, Mayer, Maier, Meyer WHEN "Meier" is typed THEN the exact last name
+    comes first, prefix matches next, sound-alikes last and marked fuzzy."""
+    store, p = shop
+    hits = customers.find(store, "Meier")
+    assert hits[0].id == p["anna"]["id"] and hits[0].match == "last_name"
+    assert hits[1].id == p["karl"]["id"] and hits[1].match == "last_name_prefix"
+    assert hits[2].id == p["schulz"]["id"] and hits[2].match == "name"
+    fuzzy = hits[3:]
+    assert {h.id for h in fuzzy} == {p["jan"]["id"], p["eva"]["id"], p["otto"]["id"]}
+    assert all(h.fuzzy and h.match == "phonetic" for h in fuzzy)
+    assert not any(h.fuzzy for h in hits[:3])
+    # and the other way round: Mayer finds Meier as a sound-alike
+    mayer = customers.find(store, "mayer")
+    assert mayer[0].id == p["jan"]["id"] and not mayer[0].fuzzy
+    assert p["anna"]["id"] in [h.id for h in mayer if h.fuzzy]
+
+
+@pytest.mark.parametrize("limit", [3, 20])
+def test_ranking_is_the_same_when_the_page_overflows(file_store, limit):
+    """GIVEN more matches than fit on the page WHEN "mai" is typed THEN exact last names come
+    first, then last names starting with it, then first names, whatever the page size."""
+    s = file_store
+    mai = add(s, "Peter", "Mai")
+    for i in range(4):
+        add(s, f"Zora{i}", "Maier")
+    maik = add(s, "Maik", "Albers")
+    add(s, "Paul", "Schröder", email="mai.paul@web.de")
+    hits = search.run(s.db, "mai", limit=limit)
+    assert len(hits) == min(limit, 7)
+    assert hits[0].id == mai["id"] and hits[0].match == "last_name"
+    assert [h.match for h in hits[1:3]] == ["last_name_prefix", "last_name_prefix"]
+    if limit == 20:
+        assert [h.match for h in hits] == (
+            ["last_name"] + ["last_name_prefix"] * 4 + ["name", "other"]
+        )
+        assert hits[5].id == maik["id"]
+        assert names(hits[1:5]) == ["Zora0 Maier", "Zora1 Maier", "Zora2 Maier", "Zora3 Maier"]
+
+
+def test_postcode_and_city(shop):
+    store, p = shop
+    assert {h.id for h in customers.find(store, "5066")} == {p["thomas"]["id"], p["mueller"]["id"]}
+    assert [h.id for h in customers.find(store, "50667")] == [p["thomas"]["id"]]
+    assert {h.id for h in customers.find(store, "köln")} == {
+        p["thomas"]["id"], p["mueller"]["id"], p["lena"]["id"]
+    }
+    assert [h.id for h in customers.find(store, "müller 50668")] == [p["mueller"]["id"]]
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["0171", "01711234567", "0171 1234567", "0171 123 45 67", "+49 171 1234567",
+     "+491711234567", "0049 171 1234567", "49171123", "(0171) 12345"],
+)  # fmt: skip
+def test_phone_as_typed(shop, typed):
+    store, p = shop
+    assert [h.id for h in customers.find(store, typed)] == [p["thomas"]["id"]]
+
+
+def test_landline(shop):
+    store, p = shop
+    assert [h.id for h in customers.find(store, "0228 98")] == [p["anna"]["id"]]
+
+
+@pytest.mark.parametrize(
+    "typed", ["thomas.mu", "thomas.mueller@", "mueller@web", "thomas.mueller@web.d",
+              "thomas.mueller@web.de"],
+)  # fmt: skip
+def test_email_fragments(shop, typed):
+    store, p = shop
+    assert [h.id for h in customers.find(store, typed)][0] == p["thomas"]["id"]
+
+
+def test_top_level_domains_are_not_indexed(shop):
+    """Every other address ends in .de: typing "de" must not list the whole shop."""
+    store, _p = shop
+    assert customers.find(store, "de") == []
+
+
+def test_full_email_is_an_exact_hit(shop):
+    store, p = shop
+    hits = customers.find(store, "Thomas.Mueller@web.de")
+    assert hits[0].id == p["thomas"]["id"] and hits[0].match == "exact"
+
+
+def test_customer_number_exact_and_prefix(shop):
+    store, p = shop
+    number = p["anna"]["customer_no"]
+    hits = customers.find(store, number)
+    assert [h.id for h in hits] == [p["anna"]["id"]] and hits[0].match == "exact"
+    assert p["anna"]["id"] in [h.id for h in customers.find(store, number[:-1])]
+
+
+def test_scanned_card_is_an_index_lookup_not_a_prefix_scan(shop):
+    """GIVEN a card WHEN its full number is scanned THEN the owner is found by B-tree look-ups
+    only: no FTS5 query runs and every statement searches an index."""
+    store, p = shop
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+    try:
+        hits = customers.find(store, "2900000000015")
+    finally:
+        store.db.conn.set_trace_callback(None)
+    assert [h.id for h in hits] == [p["thomas"]["id"]] and hits[0].match == "exact"
+    assert statements and not any("MATCH" in sql for sql in statements)
+    for sql in statements:
+        plan = store.db.execute("EXPLAIN QUERY PLAN " + sql).fetchall()
+        details = " ".join(row[-1] for row in plan)
+        assert "SCAN" not in details, (sql, details)
+    # typed partially, the card is found through the index as well
+    assert [h.id for h in customers.find(store, "29000000")] == [p["thomas"]["id"]]
+
+
+def test_card_of_a_merged_customer_leads_to_the_survivor(shop):
+    store, p = shop
+    # GIVEN the card points to a customer that was merged away (events arrived in that order)
+    customers.merge(store, p["anna"]["id"], p["thomas"]["id"])
+    hits = customers.find(store, "2900000000015")
+    assert [h.id for h in hits] == [p["anna"]["id"]]
+    assert [h.id for h in customers.find(store, p["thomas"]["customer_no"])] == [p["anna"]["id"]]
+
+
+def test_merged_and_erased_customers_never_appear(shop):
+    store, p = shop
+    customers.merge(store, p["anna"]["id"], p["eva"]["id"])
+    customers.erase(store, p["thomas"]["id"])
+    for text in ("eva", "maier", "meier", "mül tho", "0171", "thomas.mu", "2900000000015",
+                 p["thomas"]["customer_no"], "50667", "thomas.mueller@web.de"):  # fmt: skip
+        ids = {h.id for h in customers.find(store, text)}
+        assert not ids & {p["eva"]["id"], p["thomas"]["id"]}, text
+        assert ids <= {h.id for h in search.run(store.db, text, limit=1000)}
+    # the survivor took the merged customer's empty fields and is found by them
+    assert p["anna"]["id"] in [h.id for h in customers.find(store, "meier")]
+
+
+def test_updates_reindex(shop):
+    store, p = shop
+    customers.update(store, p["otto"]["id"], {"last_name": "Krüger", "postcode": "50999"})
+    assert p["otto"]["id"] not in [h.id for h in customers.find(store, "meyer")]
+    assert [h.id for h in customers.find(store, "krueger ot")] == [p["otto"]["id"]]
+    assert [h.id for h in customers.find(store, "50999")] == [p["otto"]["id"]]
+
+
+def test_events_from_another_device_are_searchable(shop, tmp_path, identity):
+    store, p = shop
+    replica = Store(tmp_path / "replica.db", identity.__class__("teststore", "till-2", 2))
+    try:
+        for ev in reversed(events.history(store, limit=1000)):
+            events.apply(replica, ev)
+        assert [h.id for h in customers.find(replica, "mül tho")] == [p["thomas"]["id"]]
+        assert [h.id for h in customers.find(replica, "2900000000015")] == [p["thomas"]["id"]]
+    finally:
+        replica.close()
+
+
+def test_limit_and_no_duplicates(shop):
+    store, _p = shop
+    hits = customers.find(store, "m", limit=4)
+    assert len(hits) == 4 and len({h.id for h in hits}) == 4
+    assert customers.find(store, "   ") == [] and customers.find(store, "?!") == []
+    assert search.run(store.db, "meier", limit=0) == []
+
+
+def test_export_selection_gets_every_match(shop):
+    """customer_export asks for all matches of a query with a large limit."""
+    store, p = shop
+    ids = {h.id for h in search.run(store.db, "köln", limit=1000, candidates=1000)}
+    assert ids == {p["thomas"]["id"], p["mueller"]["id"], p["lena"]["id"]}
+
+
+def test_migration_rebuilds_an_index_of_the_first_layout(file_store, identity):
+    """GIVEN a database whose index has the first layout WHEN the store opens THEN the
+    search migration replaces it and indexes the existing customers."""
+    s = file_store
+    thomas = add(s, "Thomas", "Müller", postcode="50667")
+    db = s.db
+    with s.transaction():
+        db.execute("DROP TABLE customer_fts")
+        db.execute("DROP TABLE customer_names")
+        db.execute(search.FTS_SCHEMA)
+        db.execute("DELETE FROM _sqlite_migrations WHERE migration_set = 'kiosk.search'")
+    path = s.path
+    s.close()
+    reopened = Store(path, identity)
+    try:
+        assert [h.id for h in customers.find(reopened, "mül tho")] == [thomas["id"]]
+        assert [h.id for h in customers.find(reopened, "50667")] == [thomas["id"]]
+        reopened.migrate()  # applying twice changes nothing
+        assert [h.id for h in customers.find(reopened, "mül")] == [thomas["id"]]
+    finally:
+        reopened.close()
+    s.db = reopened.db  # the fixture closes it again
+
+
+def test_rebuild_matches_incremental_index(shop):
+    store, _p = shop
+    queries = ("mül", "meier", "köln", "0171", "5", "anna", "thomas.m", "yil")
+    before = {q: [h.id for h in customers.find(store, q)] for q in queries}
+    with store.transaction():
+        assert search.rebuild(store.db) == customers.count(store)
+    assert {q: [h.id for h in customers.find(store, q)] for q in queries} == before

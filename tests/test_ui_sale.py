@@ -1,0 +1,186 @@
+"""The till's sale and payment screens, driven through real Kivy widgets under Xvfb.
+
+Two EANs are typed into the scan field, a customer card is scanned, points are redeemed, the
+rest is paid in cash and the receipt's ESC/POS bytes are read back from a python-escpos Dummy
+printer. Screenshots go to tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import pytest
+from escpos.printer import Dummy
+
+from kiosk.config import DeviceConfig, UiConfig
+from kiosk.drivers import receipt_escpos
+from kiosk.engine import catalog, customers, loyalty, receipt, sale, settings, stored_value
+from kiosk.engine.store import Identity, Store
+
+pytestmark = pytest.mark.display
+
+
+def ean(n: int) -> str:
+    body = f"200{n:09d}"
+    return body + catalog.ean_check_digit(body)
+
+
+SCARF, BELT, TOTE, UMBRELLA = ean(1), ean(2), ean(3), ean(4)
+
+
+def seed(store: Store) -> dict[str, str]:
+    """Two articles, a loyalty programme (10 points = 10 €, hint from 20 points), a customer
+    with 30 points, and two level gifts: one within reach, one not."""
+    stored_value.set_connectivity(store, True)  # a till without a hub is authoritative
+    settings.set(store, "loyalty.enabled", True)
+    settings.set(store, "loyalty.redeem_min_points", 20)
+    settings.set(store, "shop.name", "Modehaus Test")
+    group = catalog.save_group(store, "Accessories", kind="goods")
+    catalog.save_product(store, "Wool scarf", 2995, group_id=group, eans=[SCARF])
+    catalog.save_product(store, "Leather belt", 4950, group_id=group, eans=[BELT])
+    silver = loyalty.save_level(store, "Silver", 20)
+    gold = loyalty.save_level(store, "Gold", 500)
+    tote = catalog.save_product(store, "Tote bag", 0, group_id=group, eans=[TOTE],
+                                gift_level_id=silver)  # fmt: skip
+    umbrella = catalog.save_product(store, "Umbrella", 0, group_id=group, eans=[UMBRELLA],
+                                    gift_level_id=gold)  # fmt: skip
+    anna = customers.create(store, {"first_name": "Anna", "last_name": "Berger", "gender": "f"},
+                            force=True)  # fmt: skip
+    loyalty.adjust(store, anna["id"], 30, "welcome")
+    return {"anna": anna["id"], "anna_no": anna["customer_no"], "tote": tote, "umbrella": umbrella}
+
+
+@pytest.fixture(scope="module")
+def till(xdisplay, tmp_path_factory):
+    from kiosk.app import KioskApp, configure_kivy
+    from tests.support.kivy_driver import KivyDriver
+
+    data_dir = tmp_path_factory.mktemp("till-sale")
+    config = DeviceConfig(
+        identity=Identity(store_id="teststore", device_id="till-1", device_no=1),
+        data_dir=data_dir,
+        language="en",
+        ui=UiConfig(fullscreen=False, width=1280, height=800, keyboard="de"),
+    )
+    store = Store(config.db_path, config.identity)
+    ids = seed(store)
+    store.close()
+    configure_kivy(config.ui)
+    app = KioskApp(config, "till")
+    app.receipt_printer = Dummy()
+    driver = KivyDriver.start(app)
+    driver.ids = ids
+    yield driver
+    driver.stop()
+    app.store.close()
+
+
+@pytest.fixture
+def ui(till):
+    """The till at its home screen with an empty basket and no customer."""
+    app = till.app
+    if app.keyboard.target is not None:
+        app.keyboard.target.focus = False
+    app.home()
+    app.sale.cancel()
+    app.receipt_printer.clear()
+    till.pump(3)
+    return till
+
+
+def basket(driver) -> list[dict]:
+    return driver.find("lines").data
+
+
+def scan_typed(driver, code: str) -> None:
+    field = driver.find("scan_input")
+    driver.type_text(code, into=field, per_key_frames=0)
+    driver.press_key("enter")
+
+
+def test_scan_customer_points_pay_and_print(ui, artifacts_dir):
+    from kivy.uix.behaviors import ButtonBehavior
+
+    app = ui.app
+    scan_typed(ui, SCARF)
+    ui.wait_until(lambda: len(basket(ui)) == 1, what="first line")
+    scan_typed(ui, BELT)
+    ui.wait_until(lambda: len(basket(ui)) == 2, what="second line")
+    assert [r["name_text"] for r in basket(ui)] == ["Wool scarf", "Leather belt"]
+    assert ui.find("total").text == "79,45 €"
+    assert ui.find("scan_input").text == ""
+
+    # the customer card is scanned: balance, redeemable value and the hint appear
+    app.barcode_scanned(ui.ids["anna_no"])
+    ui.wait_until(lambda: ui.find("points").text.startswith("30 points"), what="points shown")
+    assert ui.find("redeemable").text == "Redeemable: 30 points = 30,00 €"
+    assert ui.find("hint").text == "30 points: the customer can redeem them now."
+    # all level gifts are listed; only the reachable one can be picked
+    tote = ui.find_button("Tote bag · Silver · 20 points")
+    umbrella = ui.find_all(ButtonBehavior, text="Umbrella · Gold · 500 points")
+    assert len(umbrella) == 1 and umbrella[0].disabled
+    ui.tap(tote)
+    ui.wait_until(lambda: any(r["kind"] == "gift" for r in basket(ui)), what="gift line")
+    ui.screenshot(artifacts_dir / "sale_basket_customer.png")
+    ui.tap(ui.find_button("Tote bag · Silver · 20 points"))  # changed her mind
+    ui.wait_until(lambda: len(basket(ui)) == 2, what="gift removed")
+
+    ui.tap(ui.find("redeem"))
+    ui.wait_until(lambda: ui.find("redeem").text == "Undo redemption", what="redemption")
+    assert ui.find("redeemable").text == "Redeeming 30 points = 30,00 €"
+
+    ui.tap(ui.find("pay"))
+    ui.wait_until(lambda: app.screens.current == "payment", what="payment screen")
+    screen = app.screen("payment")
+    assert screen.total_text == "79,45 €"
+    assert screen.due_text == "49,45 €"
+    assert ui.find("amount_input").text == "49,45"
+    amount = ui.find("amount_input")
+    amount.text = ""
+    ui.type_text("50", into=amount)
+    ui.tap(ui.find("pay_cash"))
+    ui.wait_until(lambda: screen.ready, what="paid")
+    assert screen.change_text == "0,55 €"
+    ui.screenshot(artifacts_dir / "sale_payment.png")
+
+    ui.tap(ui.find("complete"))
+    ui.wait_until(lambda: screen.printed, timeout=10, what="receipt printed")
+    ui.screenshot(artifacts_dir / "sale_done.png")
+    out = app.receipt_printer.output
+    for expected in (b"Wool scarf", b"Leather belt", b"79,45", b"Points redeemed", b"-30",
+                     b"Points earned", b"+4", b"Points balance", b"Berger", b"0,55"):
+        assert expected in out, expected
+    assert out.endswith(b"\x1dV\x00") or b"\x1dV" in out[-8:]  # cut
+
+    # the sale is recorded with its points; the till starts a new, empty basket
+    done = sale.by_receipt(app.store, screen.last_receipt_no)
+    assert done["total_cents"] == 7945
+    # byte for byte the receipt of the recorded sale, printed once
+    again = Dummy()
+    receipt_escpos.render(receipt.build(app.store, done["sale_id"]), again)
+    assert out == again.output
+    assert loyalty.balance(app.store, ui.ids["anna"]) == 4
+    ui.tap(ui.find("next_customer"))
+    ui.wait_until(lambda: app.screens.current == "till", what="back at the till")
+    assert basket(ui) == [] and app.session.customer is None
+
+
+def test_bad_code_and_line_edits(ui):
+    app = ui.app
+    scan_typed(ui, "4006381333932")  # wrong check digit: nothing is added
+    ui.wait_until(lambda: any("Unknown code" in t for t in ui.texts()), what="refusal shown")
+    assert basket(ui) == []
+    scan_typed(ui, SCARF)
+    ui.wait_until(lambda: len(basket(ui)) == 1, what="line")
+    ui.tap(ui.find("qty_plus"))  # the new line is selected
+    ui.wait_until(lambda: basket(ui)[0]["qty_text"] == "2", what="qty 2")
+    assert ui.find("total").text == "59,90 €"
+    field = ui.find("discount_input")
+    ui.type_text("10", into=field, per_key_frames=0)
+    ui.tap(ui.find("apply_discount"))
+    ui.wait_until(lambda: ui.find("total").text == "53,91 €", what="discount applied")
+    ui.type_text("abc", into=field, per_key_frames=0)
+    ui.tap(ui.find("apply_discount"))
+    assert ui.find("total").text == "53,91 €"
+    field.text = ""
+    ui.tap(ui.find("remove_line"))
+    ui.wait_until(lambda: basket(ui) == [], what="line removed")
+    assert sale.quote(app.store, app.sale.draft).lines == []
