@@ -187,7 +187,7 @@ def test_http_sms_gateway_and_whatsapp_cloud_api():
     assert p2 == "/v21.0/12345/messages" and h2["Authorization"] == "Bearer wa-token"
     assert b2 == {"messaging_product": "whatsapp", "to": "491711234567", "type": "text",
                   "text": {"body": "Hallo"}}  # fmt: skip
-    assert click_to_chat("+49 171", "Grüße & mehr") == "https://wa.me/49 171?text=Gr%C3%BC%C3%9Fe%20%26%20mehr".replace(" ", " ")
+    assert click_to_chat("0171 1234567", "Grüße & mehr") == "https://wa.me/491711234567?text=Gr%C3%BC%C3%9Fe%20%26%20mehr"
 
 
 def test_ai_draft_uses_the_chat_endpoint_and_falls_back_to_the_template():

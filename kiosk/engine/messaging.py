@@ -20,10 +20,12 @@ import datetime as dt
 import hashlib
 import hmac
 import re
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+import phonenumbers
 from sqlite_utils import Migrations
 
 from kiosk.engine import customers, events, lww, messages_outbox, settings
@@ -637,6 +639,38 @@ def receipt_sale_id(meta: dict[str, Any] | None) -> str | None:
     """The sale behind an e-receipt message (for the PDF attachment)."""
     key = (meta or {}).get("key") or ""
     return key.split(":", 1)[1] if key.startswith("ereceipt:") else None
+
+
+# -- WhatsApp click-to-chat (shops without the Cloud API) ------------------------------------------
+def whatsapp_number(record: dict[str, Any]) -> str | None:
+    """The customer's number for WhatsApp: the mobile, else a phone that is a mobile number."""
+    if record.get("mobile"):
+        return record["mobile"]
+    phone = record.get("phone")
+    if phone:
+        try:
+            number = phonenumbers.parse(phone, customers.DEFAULT_REGION)
+        except phonenumbers.NumberParseException:
+            return None
+        if phonenumbers.number_type(number) in (phonenumbers.PhoneNumberType.MOBILE,
+                                                phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE):
+            return phone
+    return None
+
+
+def click_to_chat(phone: str | None, text: str = "") -> str:
+    """A wa.me link that opens a chat with ``phone`` and ``text`` typed in (the cashier's phone
+    scans it as a QR code). German numbers (``0171 …``, ``0049 …``) become international."""
+    if not (phone or "").strip():
+        raise MessagingError(_("No mobile number."))
+    try:
+        number = customers.normalise_phone(phone)
+    except ValueError as exc:
+        raise MessagingError(str(exc)) from None
+    url = f"https://wa.me/{number.lstrip('+')}"
+    if text:
+        url += "?text=" + urllib.parse.quote(text, safe="")
+    return url
 
 
 def export_audience(store: Store, campaign_id: str, dest, progress=None) -> int:

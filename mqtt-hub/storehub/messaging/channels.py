@@ -12,7 +12,6 @@ import smtplib
 import ssl
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -20,6 +19,8 @@ from email.utils import make_msgid, parseaddr
 from typing import Protocol
 
 import serial
+
+from kiosk.engine.messaging import click_to_chat  # noqa: F401  (the wa.me link: one copy, in the engine)
 
 
 class SendError(Exception):
@@ -223,11 +224,6 @@ class WhatsAppCloudChannel:
             self.token, self.timeout,
         )  # fmt: skip
         return str((answer.get("messages") or [{}])[0].get("id", ""))
-
-
-def click_to_chat(phone: str, text: str) -> str:
-    """A wa.me link the cashier's phone opens with the text filled in (shops without the API)."""
-    return f"https://wa.me/{phone.lstrip('+')}?text={urllib.parse.quote(text)}"
 
 
 def qr_png(data: str) -> bytes:
