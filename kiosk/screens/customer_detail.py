@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import logging
 
+from kivy.app import App
 from kivy.properties import BooleanProperty, ObjectProperty, StringProperty
 from kivy.uix.widget import Widget
 
-from kiosk.engine import customers, groups, questions
+from kiosk.engine import customers, groups, messaging, questions
 from kiosk.i18n import N_, _
 from kiosk.screens import formatting, theme, widgets
 from kiosk.screens.base import KioskScreen
+from kiosk.screens.ereceipt import greeting, open_whatsapp
 from kiosk.screens.session import CustomerView
 
 _LOGGER = logging.getLogger(__name__)
@@ -43,6 +45,17 @@ class DetailCard(widgets.Card):
     """A titled card of label/value pairs."""
 
     title = StringProperty("")
+
+
+class WhatsAppCard(widgets.Card):
+    """A chat with the customer via the shop phone: the text, then its wa.me QR code."""
+
+    record = ObjectProperty(None, allownone=True)
+    number_text = StringProperty("")
+    message = StringProperty("")
+
+    def show_code(self) -> None:
+        open_whatsapp(App.get_running_app(), self.record, self.ids.whatsapp_message.text)
 
 
 class CustomerDetailScreen(KioskScreen):
@@ -86,6 +99,7 @@ class CustomerDetailScreen(KioskScreen):
             right.add_widget(widgets.Banner(text=message, kind="warning"))
         right.add_widget(self._groups_card(record["id"]))
         right.add_widget(self._consent_card(record))
+        right.add_widget(self._whatsapp_card(record))
         right.add_widget(self._cards_card(record))
         answers = self._answers_card(record)
         if answers is not None:
@@ -163,6 +177,11 @@ class CustomerDetailScreen(KioskScreen):
                 (_("SMS"), formatting.consent_text(record, "sms_consent")),
             ],
         )
+
+    def _whatsapp_card(self, record: dict) -> WhatsAppCard:
+        number = messaging.whatsapp_number(record)
+        return WhatsAppCard(record=record, number_text=customers.format_phone(number) if number else "",
+                            message=greeting(record))  # fmt: skip
 
     def _cards_card(self, record: dict) -> DetailCard:
         card = DetailCard(title=_("Loyalty cards"))

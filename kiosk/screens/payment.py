@@ -5,6 +5,7 @@ State diagram::
 
     paying --add/remove payment--> paying (due recomputed)
     paying --complete (due 0)--> done (change shown, receipt queued) --"Next customer"--> till
+    done: the e-receipt is sent or offered (kiosk/screens/ereceipt.py), WhatsApp for the customer
     paying --"Back to basket"--> till (draft and payments kept)
 
 Every payment is committed to the draft at once (``kiosk.engine.sale``), so a crash while
@@ -28,6 +29,7 @@ from kiosk.engine import giftcards, receipt, sale, wallet
 from kiosk.engine.stored_value import format_cents
 from kiosk.i18n import _
 from kiosk.screens.base import KioskScreen
+from kiosk.screens.ereceipt import open_whatsapp, receipt_summary  # EReceiptPrompt: kv
 from kiosk.screens.sale import AmountError, parse_cents
 
 _LOGGER = logging.getLogger(__name__)
@@ -89,6 +91,7 @@ class PaymentScreen(KioskScreen):
     done_text = StringProperty("")
     last_receipt_no = StringProperty("")
     printed = BooleanProperty(False)  # the receipt bytes went to the printer (tests wait on it)
+    sale_has_customer = BooleanProperty(False)  # the finished sale's customer: WhatsApp offered
 
     @property
     def controller(self):
@@ -96,6 +99,7 @@ class PaymentScreen(KioskScreen):
 
     def on_kv_post(self, _base_widget) -> None:
         self._active = False
+        self.completed: sale.CompletedSale | None = None
         self.app.sale.bind(quote=self._on_quote)
 
     def on_pre_enter(self, *_args) -> None:
@@ -107,6 +111,7 @@ class PaymentScreen(KioskScreen):
 
     def prepare(self, **_kwargs: Any) -> None:
         self.done = False
+        self.ids.ereceipt.reset()
         self.message = ""
         self.ids.code_input.text = ""
 
@@ -257,6 +262,32 @@ class PaymentScreen(KioskScreen):
         hardware = getattr(self.app, "hardware", None)
         if hardware is not None:
             hardware.sale_completed(done)  # drawer for cash, total on the pole display
+        self.completed = done
+        self.sale_has_customer = bool(done.payload.get("customer_id"))
+        self.offer_ereceipt(done)
+
+    def offer_ereceipt(self, done: sale.CompletedSale) -> None:
+        """Send the receipt by e-mail, or ask, as the shop set it (never blocks the sale)."""
+        try:
+            self.ids.ereceipt.offer(self.controller.store, done)
+        except Exception:  # the sale is done and printed; an e-mail problem must not undo that
+            _LOGGER.exception("e-receipt for %s not offered", done.receipt_no)
+            self.app.notify(_("The receipt could not be offered by e-mail."), "warning")
+
+    def whatsapp(self) -> None:
+        """The finished sale as a WhatsApp message to its customer (QR code for the shop phone)."""
+        done = self.completed
+        customer_id = done.payload.get("customer_id") if done is not None else None
+        if not customer_id:
+            return
+        from kiosk.engine import customers
+
+        try:
+            record = customers.get(self.controller.store, customer_id)
+        except customers.NotFound:
+            self.app.notify(_("This customer no longer exists."), "warning")
+            return
+        open_whatsapp(self.app, record, receipt_summary(self.controller.store, done))
 
     def print_receipt(self, sale_id: str, receipt_no: str) -> None:
         """Build the receipt now (a read); render and send it on a worker thread."""
@@ -285,6 +316,8 @@ class PaymentScreen(KioskScreen):
 
     def next_customer(self) -> None:
         self.done = False
+        self.sale_has_customer = False
+        self.ids.ereceipt.reset()
         self.app.home()
 
 
