@@ -299,17 +299,21 @@ def test_ereceipt_modes_email_typed_at_the_till_and_pdf_attached(store, tmp_path
     assert messaging.send_ereceipt(store, first).reason == "duplicate"
     anonymous = sell()
     assert messaging.send_ereceipt(store, anonymous, email="gast@example.org").message_id
+    # another address typed for this receipt only: the receipt goes there, the record keeps its own
+    assert messaging.send_ereceipt(store, sell(anna["id"]), email="Anna.Work@Example.org").message_id
+    assert customers.get(store, anna["id"])["email"] == "anna@example.org"
     settings.set(store, "ereceipt.document_types", ["return"])
     assert messaging.send_ereceipt(store, sell(anna["id"])).reason == "document_type"
 
     with MailServer(tmp_path) as mail:
         channel = _email_channel(mail)
-        assert Dispatcher(store, {"email": channel}).run_once().sent == 2
+        assert Dispatcher(store, {"email": channel}).run_once().sent == 3
         channel.close()
     by_to = {m["To"]: m for m in mail.messages}
-    assert set(by_to) == {"anna@example.org", "gast@example.org"}
+    assert set(by_to) == {"anna@example.org", "gast@example.org", "Anna.Work@example.org"}
     for got in by_to.values():
         assert got["Subject"] == "Ihr Kassenbon" and "List-Unsubscribe" not in got
         (att,) = list(got.iter_attachments())
         assert att.get_content_type() == "application/pdf" and att.get_content().startswith(b"%PDF")
     assert by_to["anna@example.org"].get_body(("plain",)).get_content().startswith("Guten Tag Anna Bon")
+    assert by_to["Anna.Work@example.org"].get_body(("plain",)).get_content().startswith("Guten Tag Anna")

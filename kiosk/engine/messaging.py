@@ -614,18 +614,23 @@ def send_ereceipt(store: Store, sale_id: str, *, email: str | None = None,
                 raise customers.ValidationError({"email": str(exc)}) from None
             if not address:
                 raise customers.ValidationError({"email": _("Enter an e-mail address.")})
-            if customer_id:
+            current = customers.get(store, customer_id) if customer_id else None
+            if current is not None and not current.get("email"):
+                customers.update(store, customer_id, {"email": address}, force=True)
                 current = customers.get(store, customer_id)
-                if not current.get("email"):
-                    customers.update(store, customer_id, {"email": address}, force=True)
-            else:
+            if current is None or current.get("email") != address:
+                # Typed for this receipt only (a guest, or another address than the stored
+                # one): the receipt goes where the customer asked; the record is left as it is.
+                values = _values(store, current or {}, {"receipt_no": record.get("receipt_no")})
                 message_id = messages_outbox.queue(
-                    store, "email", address, render(settings.get(store, "ereceipt.body"), {}),
-                    subject=settings.get(store, "ereceipt.subject"), reason="receipt", ref=key,
+                    store, "email", address, render(settings.get(store, "ereceipt.body"), values),
+                    subject=render(settings.get(store, "ereceipt.subject"), values),
+                    reason="receipt", ref=key,
                 )  # fmt: skip
                 events.emit(store, "message.addressed",
-                            {"message_id": message_id, "customer_id": None, "purpose": "receipt",
-                             "key": key, "campaign_id": None, "channel": "email"})  # fmt: skip
+                            {"message_id": message_id, "customer_id": customer_id,
+                             "purpose": "receipt", "key": key, "campaign_id": None,
+                             "channel": "email"})  # fmt: skip
                 return Queued(message_id)
         if not customer_id:
             return Queued(None, "no_address")
