@@ -35,7 +35,7 @@ from kiosk.engine.store import Identity, Store
 from kiosk.i18n import N_, _
 from storehub import db as hubdb
 from storehub import webform
-from storehub.dashboard import charts, extras, gdpr_pdf, queries, users
+from storehub.dashboard import campaigns, charts, extras, gdpr_pdf, queries, users
 from storehub.dashboard.forms import FormError, parse_settings, setting_rows
 
 HERE = Path(__file__).parent
@@ -904,12 +904,6 @@ def create_app(
             "day_chart": charts.columns(queries.visits_per_day(st), title=_("Visits per day")),
         })  # fmt: skip
 
-    @app.get("/campaigns", response_class=HTMLResponse)
-    def campaigns_page(request: Request, user: dict = Manager):
-        st = pool.get()
-        return render(request, "campaigns.html", {
-            "campaigns": queries.campaigns(st), "messages": queries.message_summary(st)})
-
     def directives_context(st: Store) -> dict[str, Any]:
         now = st.clock()
         rows = directives.all_directives(st)
@@ -1011,4 +1005,8 @@ def create_app(
     extras.install(app, SimpleNamespace(
         pool=pool, render=render, flash=flash, back=back, command=command, audit=users.audit,
         Manager=Manager, Form=Form))  # fmt: skip
+    # campaign builder, single messages, automations and voucher runs (campaigns.py)
+    campaigns.install(app, SimpleNamespace(
+        pool=pool, render=render, flash=flash, back=back, command=command, audit=users.audit,
+        Manager=Manager, Owner=Owner, Form=Form, csp=CSP))  # fmt: skip
     return app

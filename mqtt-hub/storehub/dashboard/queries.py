@@ -357,12 +357,26 @@ def sales_per_day(store: Store, days: int = 30) -> list[tuple[str, int]]:
 
 
 # -- campaigns and messages ------------------------------------------------------------------------------
+AUTOMATION_REASONS = ("birthday", "giftcard_reminder", "signup_voucher", "credit_note", "gift_voucher")
+
+
 def campaigns(store: Store) -> list[dict[str, Any]]:
+    """Campaigns, newest first, with how many messages each queued and when it first went out."""
     return list(store.db.query(
-        "SELECT c.id, c.name, c.channel, c.subject, c.created_at, c.sent_at,"
+        "SELECT c.id, c.name, c.channel, c.subject, c.created_at,"
+        " coalesce(c.sent_at, (SELECT min(o.queued_at) FROM message_addressed a"
+        "   JOIN messages_outbox o ON o.id = a.message_id WHERE a.campaign_id = c.id)) AS sent_at,"
         " (SELECT count(*) FROM message_addressed a WHERE a.campaign_id = c.id) AS recipients"
         " FROM campaigns c ORDER BY c.created_at DESC LIMIT 200"
     ))  # fmt: skip
+
+
+def campaign_status(store: Store, campaign_id: str) -> dict[str, int]:
+    """How the campaign's messages stand: status -> count (queued, sent, failed, bounced)."""
+    return dict(store.db.execute(
+        "SELECT coalesce(o.status, 'queued'), count(*) FROM message_addressed a"
+        " LEFT JOIN messages_outbox o ON o.id = a.message_id WHERE a.campaign_id = ? GROUP BY 1",
+        [campaign_id]).fetchall())  # fmt: skip
 
 
 def message_summary(store: Store) -> list[dict[str, Any]]:
@@ -371,6 +385,48 @@ def message_summary(store: Store) -> list[dict[str, Any]]:
         " coalesce(status, '') AS status, count(*) AS n, max(queued_at) AS last"
         " FROM messages_outbox GROUP BY 1, 2, 3 ORDER BY last DESC LIMIT 200"
     ))  # fmt: skip
+
+
+def automation_summary(store: Store) -> dict[str, dict[str, Any]]:
+    """Per automation reason: messages by status and the newest one (its last run that sent)."""
+    out: dict[str, dict[str, Any]] = {
+        r: {"total": 0, "queued": 0, "sent": 0, "failed": 0, "last": None} for r in AUTOMATION_REASONS
+    }  # fmt: skip
+    marks = ", ".join("?" for _r in AUTOMATION_REASONS)
+    for reason, status, n, last in store.db.execute(
+        f"SELECT reason, coalesce(status, 'queued'), count(*), max(queued_at) FROM messages_outbox"
+        f" WHERE reason IN ({marks}) GROUP BY 1, 2", AUTOMATION_REASONS,
+    ):  # fmt: skip
+        row = out[reason]
+        row["total"] += n
+        key = status if status in ("queued", "sent") else "failed"
+        row[key] += n
+        row["last"] = max(filter(None, (row["last"], last)), default=None)
+    return out
+
+
+def recent_messages(store: Store, limit: int = 50) -> list[dict[str, Any]]:
+    return list(store.db.query(
+        "SELECT o.queued_at, o.reason, o.channel, o.recipient, o.status, o.detail, a.customer_id"
+        " FROM messages_outbox o LEFT JOIN message_addressed a ON a.message_id = o.id"
+        " ORDER BY o.queued_at DESC, o.id DESC LIMIT ?", [limit]))  # fmt: skip
+
+
+def voucher_runs(store: Store, limit: int = 50) -> list[dict[str, Any]]:
+    """Gift-voucher runs (keys ``voucher-run:<run>:<customer>``): messages per run, first and last."""
+    runs: dict[str, dict[str, Any]] = {}
+    for key, status, at in store.db.execute(
+        "SELECT a.key, coalesce(o.status, 'queued'), o.queued_at FROM message_addressed a"
+        " LEFT JOIN messages_outbox o ON o.id = a.message_id WHERE a.key LIKE 'voucher-run:%'"
+    ):  # fmt: skip
+        run_id = key.split(":", 1)[1].rsplit(":", 1)[0]
+        row = runs.setdefault(run_id, {"run": run_id, "n": 0, "sent": 0, "first": at, "last": at})
+        row["n"] += 1
+        row["sent"] += status == "sent"
+        if at:
+            row["first"] = min(filter(None, (row["first"], at)))
+            row["last"] = max(filter(None, (row["last"], at)))
+    return sorted(runs.values(), key=lambda r: r["last"] or "", reverse=True)[:limit]
 
 
 # -- traffic (people counter) and conversion ---------------------------------------------------------
