@@ -337,6 +337,9 @@ def test_voucher_run_preview_then_confirm_twice_gives_one_set(owner, hub, artifa
     expect(twin.locator(".flash.warn")).to_be_visible()
     expect(twin.locator("#voucher-runs")).to_contain_text("2026-03-01..2026-03-31")
     expect(twin.locator("#auto-gift_voucher")).to_contain_text("1")
+    # the message log speaks German, not the stored codes
+    expect(twin.locator("#messages tbody tr").first).to_contain_text("Geschenkgutschein")
+    expect(twin.locator("#messages tbody tr").first).to_contain_text("wartend")
     twin.close()
     adler = hub.ids["Adler"]
     assert _count(hub, "SELECT count(*) FROM giftcards WHERE customer_id = ?", [adler]) == 1

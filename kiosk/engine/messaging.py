@@ -168,9 +168,24 @@ def render(template: str, values: dict[str, Any]) -> str:
     return _PLACEHOLDER.sub(lambda m: str(values.get(m.group(1)) or ""), template).strip()
 
 
-def _values(store: Store, record: dict[str, Any], extra: dict[str, Any] | None) -> dict:
+def placeholder_values(store: Store, record: dict[str, Any], extra: dict[str, Any] | None = None) -> dict:
     return {**{k: v for k, v in record.items() if isinstance(v, (str, int))},
             "shop": settings.get(store, "shop.name"), **(extra or {})}  # fmt: skip
+
+
+def message_text(store: Store, record: dict[str, Any], channel: str, purpose: str, body: str,
+                 values: dict[str, Any] | None = None, *, cut: bool = True) -> str:  # fmt: skip
+    """The text a customer gets: placeholders filled; a marketing SMS/WhatsApp carries the
+    shop's sender name in front and is cut to 150 characters (``cut=False`` leaves it long so
+    an editor can show by how much)."""
+    text = render(body, placeholder_values(store, record, values))
+    if channel != "email" and is_marketing(purpose):
+        sender = settings.get(store, "messaging.sender_name")
+        if sender and not text.startswith(sender):
+            text = f"{sender}: {text}"
+        if cut and len(text) > SMS_CAMPAIGN_MAX:
+            text = text[: SMS_CAMPAIGN_MAX - 1] + "…"
+    return text
 
 
 # -- queueing ---------------------------------------------------------------------------------
@@ -202,16 +217,10 @@ def send_to_customer(
         recipient = recipient_of(record, channel)
         if not recipient:
             return Queued(None, "no_address")
-        text = render(body, _values(store, record, values))
-        if channel != "email" and marketing:
-            sender = settings.get(store, "messaging.sender_name")
-            if sender and not text.startswith(sender):
-                text = f"{sender}: {text}"
-            if len(text) > SMS_CAMPAIGN_MAX:
-                text = text[: SMS_CAMPAIGN_MAX - 1] + "…"
+        text = message_text(store, record, channel, purpose, body, values)
         message_id = messages_outbox.queue(
             store, "sms" if channel == "whatsapp" else channel, recipient, text,
-            subject=render(subject, _values(store, record, values)) if subject else None,
+            subject=render(subject, placeholder_values(store, record, values)) if subject else None,
             reason=purpose, ref=key,
         )  # fmt: skip
         events.emit(store, "message.addressed",
@@ -333,7 +342,7 @@ def preview(store: Store, campaign_id: str) -> tuple[int, str]:
     c = campaign(store, campaign_id)
     ids = audience(store, c["filters"], c["channel"])
     sample = customers.get(store, ids[0]) if ids else {"first_name": "Anna", "last_name": "Muster"}
-    return len(ids), render(c["body"], _values(store, sample, None))
+    return len(ids), render(c["body"], placeholder_values(store, sample, None))
 
 
 def send_campaign(store: Store, campaign_id: str, *, batch: int = 500) -> int:
@@ -621,7 +630,7 @@ def send_ereceipt(store: Store, sale_id: str, *, email: str | None = None,
             if current is None or current.get("email") != address:
                 # Typed for this receipt only (a guest, or another address than the stored
                 # one): the receipt goes where the customer asked; the record is left as it is.
-                values = _values(store, current or {}, {"receipt_no": record.get("receipt_no")})
+                values = placeholder_values(store, current or {}, {"receipt_no": record.get("receipt_no")})
                 message_id = messages_outbox.queue(
                     store, "email", address, render(settings.get(store, "ereceipt.body"), values),
                     subject=render(settings.get(store, "ereceipt.subject"), values),

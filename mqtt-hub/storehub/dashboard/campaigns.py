@@ -59,6 +59,16 @@ DRAFT_PURPOSES = (
 # no consent, advertising does.
 SINGLE_PURPOSES = ("single", "promotion", "birthday", "repair_ready", "order_ready")
 VOUCHER_CHANNELS = ("email", "sms")
+# What the message log's codes (reason, status) read as on the page.
+MESSAGE_LABELS = {
+    "receipt": N_("E-receipt"), "repair_ready": N_("Repair ready"), "order_ready": N_("Order ready"),
+    "vip_alert": N_("VIP alert"), "credit_note": N_("Credit-note reminder"),
+    "giftcard_reminder": N_("Gift card expires soon"), "campaign": N_("Campaign"),
+    "birthday": N_("Birthday"), "promotion": N_("Promotion"), "gift_voucher": N_("Gift voucher"),
+    "loyalty_voucher": N_("Loyalty voucher"), "signup_voucher": N_("Sign-up voucher"),
+    "single": N_("Single message"), "queued": N_("queued"), "sent": N_("sent"),
+    "failed": N_("failed"), "bounced": N_("bounced"), **CHANNEL_LABELS,
+}  # fmt: skip
 
 
 def field_choices() -> list[tuple[str, str]]:
@@ -181,23 +191,6 @@ class Preview:
         return bool(self.limit) and len(self.text) > self.limit
 
 
-def _values(st: Store, record: dict[str, Any]) -> dict[str, Any]:
-    """What placeholders in a message may use, as the engine fills them."""
-    values = {k: v for k, v in record.items() if isinstance(v, (str, int))}
-    values["shop"] = settings.get(st, "shop.name")
-    return values
-
-
-def message_text(st: Store, record: dict[str, Any], channel: str, purpose: str, body: str) -> str:
-    """The text as the engine queues it: placeholders filled; a marketing SMS carries the sender
-    name in front (and is not cut here, so the counter can show what is too long)."""
-    text = messaging.render(body, _values(st, record))
-    sender = settings.get(st, "messaging.sender_name")
-    if channel in SMS_CHANNELS and messaging.is_marketing(purpose) and sender and not text.startswith(sender):
-        text = f"{sender}: {text}"
-    return text
-
-
 def preview(st: Store, channel: str, filters: list[Filter], body: str, subject: str) -> Preview:
     """Live count of who may get the campaign and the message as its first recipient sees it."""
     ids = messaging.audience(st, filters, channel)
@@ -205,8 +198,8 @@ def preview(st: Store, channel: str, filters: list[Filter], body: str, subject: 
     sms = channel in SMS_CHANNELS
     return Preview(
         count=len(ids), to=customers.display_name(record) if ids else "",
-        subject="" if sms else messaging.render(subject, _values(st, record)),
-        text=message_text(st, record, channel, "campaign", body),
+        subject="" if sms else messaging.render(subject, messaging.placeholder_values(st, record)),
+        text=messaging.message_text(st, record, channel, "campaign", body, cut=False),
         sender=settings.get(st, "messaging.sender_name"),
         limit=messaging.SMS_CAMPAIGN_MAX if sms else 0,
     )  # fmt: skip
@@ -512,7 +505,7 @@ def install(app: FastAPI, h: SimpleNamespace) -> None:
             "messages": queries.message_summary(st), "recent": queries.recent_messages(st),
             "runs": queries.voucher_runs(st), "v": voucher_defaults(local_date(st.clock())),
             "channel_labels": CHANNEL_LABELS, "voucher_channels": VOUCHER_CHANNELS,
-            "states": VOUCHER_STATES, "can_run": user["role"] == "owner", **more,
+            "labels": MESSAGE_LABELS, "states": VOUCHER_STATES, "can_run": user["role"] == "owner", **more,
         }  # fmt: skip
 
     @app.get("/campaigns/automations", response_class=HTMLResponse)
