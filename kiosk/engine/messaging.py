@@ -369,7 +369,7 @@ def unsubscribe_token(store: Store, customer_id: str, channel: str) -> str:
 def unsubscribe(store: Store, token: str) -> dict[str, Any]:
     """Withdraw the consent named by a link token; returns the customer."""
     try:
-        customer_id, channel, mac = token.rsplit(".", 2)
+        customer_id, channel, _mac = token.rsplit(".", 2)
     except ValueError:
         raise MessagingError(_("This unsubscribe link is not valid.")) from None
     if channel not in CONSENT_OF or not hmac.compare_digest(
@@ -530,7 +530,7 @@ def run_signup_vouchers(store: Store, now: dt.datetime, *, within_days: int = 7)
     conf = settings.get(store, "automation.signup_voucher")
     if not conf.get("active"):
         return []
-    since = (now - dt.timedelta(days=within_days)).astimezone(dt.timezone.utc).isoformat()
+    since = (now - dt.timedelta(days=within_days)).astimezone(dt.UTC).isoformat()
     ids = [r[0] for r in store.db.execute(
         "SELECT id FROM customers WHERE created_at >= ? AND coalesce(email, '') != ''"
         " AND email_consent IN (1, '1') AND erased_at IS NULL AND merged_into IS NULL",
@@ -556,7 +556,7 @@ def run_credit_note_reminders(store: Store, now: dt.datetime) -> list[str]:
     conf = settings.get(store, "automation.credit_note_reminder")
     if not conf.get("active"):
         return []
-    cutoff = (now - dt.timedelta(days=int(conf["days_after"]))).astimezone(dt.timezone.utc)
+    cutoff = (now - dt.timedelta(days=int(conf["days_after"]))).astimezone(dt.UTC)
     rows = store.db.execute(
         "SELECT g.code, g.customer_id FROM giftcards g WHERE g.kind = 'voucher'"
         " AND g.customer_id IS NOT NULL AND g.issued_at <= ?"
