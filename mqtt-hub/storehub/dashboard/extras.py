@@ -7,6 +7,7 @@ over as a namespace so these routes stay out of app.py's long body.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import threading
@@ -167,6 +168,9 @@ def install(app: FastAPI, h: SimpleNamespace) -> None:
         return cols
 
     def job_context(job: ImportJob, st) -> dict[str, Any]:
+        # The worker thread moves the job on while a page renders: work from one snapshot so
+        # the page never shows a state whose data was not prepared (e.g. mapping, no columns).
+        job = dataclasses.replace(job)
         ctx: dict[str, Any] = {"job": job, "stage_label": _(STAGES.get(job.stage, "")) if job.stage else "",
                                "duplicate_choices": DUPLICATE_CHOICES}  # fmt: skip
         if job.status == "mapping":
