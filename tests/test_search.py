@@ -115,6 +115,22 @@ def test_postcode_and_city(shop):
     assert [h.id for h in customers.find(store, "müller 50668")] == [p["mueller"]["id"]]
 
 
+def test_a_word_most_customers_share_fills_the_page_with_whole_word_matches(file_store):
+    """GIVEN a shop where most customers live in Köln and a few in "Kölnerhof" WHEN "köln" is
+    typed THEN the page fills with whole-word hits (no merge of every "koeln…" term); a longer
+    prefix that is no whole word still finds the others."""
+    s = file_store
+    for i in range(25):
+        add(s, f"Kunde{i}", "Adler", city="Köln")
+    hof = {add(s, f"Gast{i}", "Berger", city="Kölnerhof")["id"] for i in range(3)}
+    query = search.build_query("köln")
+    assert query.broad_words == '"koeln"' and search.build_query("köl").broad_words is None
+    hits = search.run(s.db, "köln", limit=20)
+    assert len(hits) == 20 and not {h.id for h in hits} & hof
+    assert {h.id for h in search.run(s.db, "kölne", limit=20)} == hof
+    assert {h.id for h in search.run(s.db, "kölnerhof berger", limit=20)} == hof
+
+
 @pytest.mark.parametrize(
     "typed",
     ["0171", "01711234567", "0171 1234567", "0171 123 45 67", "+49 171 1234567",

@@ -63,6 +63,7 @@ FTS_SCHEMA = (
     " tokenize = 'unicode61 remove_diacritics 0', prefix = '2 3', detail = column)"
 )
 
+_PREFIX_INDEX_MAX = 4
 _TOKENIZE = "tokenize = 'unicode61 remove_diacritics 0', prefix = '1 2 3 4'"
 ALL_SCHEMA = (
     "CREATE VIRTUAL TABLE customer_fts USING fts5("
@@ -295,6 +296,10 @@ class Query:
     last_prefix: str | None
     names: str | None
     phonetic: str | None
+    # Words longer than the prefix indexes as whole words: a lazy doclist read, where their
+    # prefix query merges every term they start (typed "Köln" in a shop where most customers
+    # live in Köln: 0.3 ms instead of 170 ms). None when no word is that long.
+    broad_words: str | None = None
 
 
 def _prefixes(tokens: Iterable[str]) -> str:
@@ -312,11 +317,18 @@ def build_query(text: str) -> Query | None:
         # "0171 234 56" typed with spaces is one number; 0049… is the +49… token
         joined = digits[2:] if digits.startswith("00") else digits
         broad = f'({broad}) OR "{joined}"*'
+    broad_words = None
+    if " OR " not in broad and any(len(t) > _PREFIX_INDEX_MAX for t in tokens):
+        broad_words = " AND ".join(f'"{t}"' if len(t) > _PREFIX_INDEX_MAX else f'"{t}"*'
+                                   for t in tokens)  # fmt: skip
     exact_last = last_prefix = names = fuzzy = None
     if all(t.isalpha() for t in tokens):  # names hold no digits: skip the name tiers
         names = f"{{last other}} : ({broad})"
-        exact_last = f"last : ({' OR '.join(f'{chr(34)}{t}{chr(34)}' for t in tokens)}) AND {names}"
-        last_prefix = f"last : ({' OR '.join(f'{chr(34)}{t}{chr(34)}*' for t in tokens)}) AND {names}"
+        if len(tokens) == 1:  # the last-name match is the whole condition
+            exact_last, last_prefix = f'last : "{tokens[0]}"', f'last : "{tokens[0]}"*'
+        else:
+            exact_last = f"last : ({' OR '.join(f'{chr(34)}{t}{chr(34)}' for t in tokens)}) AND {names}"
+            last_prefix = f"last : ({' OR '.join(f'{chr(34)}{t}{chr(34)}*' for t in tokens)}) AND {names}"
         parts, sounds = [], False
         for tok in tokens:
             code = phonetic(tok) if len(tok) >= _PHONETIC_MIN_LEN else ""
@@ -326,7 +338,7 @@ def build_query(text: str) -> Query | None:
             else:
                 parts.append(f'{{last other}} : "{tok}"*')
         fuzzy = " AND ".join(parts) if sounds else None
-    return Query(tuple(tokens), broad, exact_last, last_prefix, names, fuzzy)
+    return Query(tuple(tokens), broad, exact_last, last_prefix, names, fuzzy, broad_words)
 
 
 def _rowids(db, table: str, expr: str, limit: int) -> list[int]:
@@ -418,7 +430,11 @@ def run(db, text: str, limit: int = 20, candidates: int | None = None) -> list[H
     add("exact", exact)
     query = build_query(text)
     if query is not None and not (exact and len(text.strip()) >= SCAN_MIN_LEN):
-        broad = _rowids(db, "customer_fts", query.broad, limit + 1)
+        broad = []
+        if query.broad_words is not None:  # enough whole-word hits fill the page at once
+            broad = _rowids(db, "customer_fts", query.broad_words, limit + 1)
+        if len(broad) <= limit:
+            broad = _rowids(db, "customer_fts", query.broad, limit + 1)
         if len(broad) <= limit or query.names is None:
             # Every match is in hand (or no name tier applies): sort it into tiers below.
             add("other", broad)
