@@ -131,6 +131,21 @@ def test_a_word_most_customers_share_fills_the_page_with_whole_word_matches(file
     assert {h.id for h in search.run(s.db, "kölnerhof berger", limit=20)} == hof
 
 
+def test_a_long_phone_prefix_fills_the_page_from_the_number_index(file_store):
+    """GIVEN more customers with a Köln number (0221 …) than fit on the page WHEN the area code
+    is typed in any form THEN the page fills from the phone index; merged customers stay out."""
+    s = file_store
+    kept = [add(s, f"Kunde{i}", "Adler", phone=f"0221 5{i:05d}")["id"] for i in range(22)]
+    other = add(s, "Bonn", "Berger", phone="0228 512345")["id"]
+    customers.merge(s, kept[0], kept[1])
+    for typed in ("02215", "+49 2215", "0049 2215", "492215"):
+        assert search.build_query(typed).phone_prefix == "+492215"
+        hits = search.run(s.db, typed, limit=20)
+        assert len(hits) == 20 and {h.id for h in hits} <= set(kept) - {kept[1]}, typed
+    assert [h.id for h in search.run(s.db, "0228 51", limit=20)] == [other]
+    assert search.build_query("0221").phone_prefix is None  # short: the prefix index serves it
+
+
 @pytest.mark.parametrize(
     "typed",
     ["0171", "01711234567", "0171 1234567", "0171 123 45 67", "+49 171 1234567",

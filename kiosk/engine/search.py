@@ -300,6 +300,9 @@ class Query:
     # prefix query merges every term they start (typed "Köln" in a shop where most customers
     # live in Köln: 0.3 ms instead of 170 ms). None when no word is that long.
     broad_words: str | None = None
+    # A long run of digits may be the start of a phone number: its E.164 prefix, looked up as a
+    # B-tree range (typed "+49221", the area code of half a Köln shop, merged 580,000 terms).
+    phone_prefix: str | None = None
 
 
 def _prefixes(tokens: Iterable[str]) -> str:
@@ -321,6 +324,14 @@ def build_query(text: str) -> Query | None:
     if " OR " not in broad and any(len(t) > _PREFIX_INDEX_MAX for t in tokens):
         broad_words = " AND ".join(f'"{t}"' if len(t) > _PREFIX_INDEX_MAX else f'"{t}"*'
                                    for t in tokens)  # fmt: skip
+    phone_prefix = None
+    if all(t.isdigit() for t in tokens) and len(digits) > _PREFIX_INDEX_MAX:
+        if digits.startswith("00"):
+            phone_prefix = "+" + digits[2:]
+        elif digits.startswith("0"):
+            phone_prefix = "+49" + digits[1:]  # numbers are indexed as German (_phone_tokens)
+        else:
+            phone_prefix = "+" + digits
     exact_last = last_prefix = names = fuzzy = None
     if all(t.isalpha() for t in tokens):  # names hold no digits: skip the name tiers
         names = f"{{last other}} : ({broad})"
@@ -338,7 +349,8 @@ def build_query(text: str) -> Query | None:
             else:
                 parts.append(f'{{last other}} : "{tok}"*')
         fuzzy = " AND ".join(parts) if sounds else None
-    return Query(tuple(tokens), broad, exact_last, last_prefix, names, fuzzy, broad_words)
+    return Query(tuple(tokens), broad, exact_last, last_prefix, names, fuzzy, broad_words,
+                 phone_prefix)
 
 
 def _rowids(db, table: str, expr: str, limit: int) -> list[int]:
@@ -349,6 +361,22 @@ def _rowids(db, table: str, expr: str, limit: int) -> list[int]:
             [expr, limit],
         )
     ]
+
+
+def _phone_rowids(db, prefix: str, limit: int) -> list[int]:
+    """Customers whose mobile or phone starts with the E.164 ``prefix`` (index range scans)."""
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    out: list[int] = []
+    for column in ("mobile", "phone"):
+        rows = db.execute(
+            f"SELECT rowid FROM customers WHERE {column} >= ? AND {column} < ?"
+            " AND merged_into IS NULL AND erased_at IS NULL LIMIT ?",
+            [prefix, upper, limit],
+        )  # fmt: skip
+        out += [r[0] for r in rows if r[0] not in out]
+        if len(out) >= limit:
+            break
+    return out[:limit]
 
 
 def _exact_numbers(db, text: str) -> list[int]:
@@ -433,6 +461,8 @@ def run(db, text: str, limit: int = 20, candidates: int | None = None) -> list[H
         broad = []
         if query.broad_words is not None:  # enough whole-word hits fill the page at once
             broad = _rowids(db, "customer_fts", query.broad_words, limit + 1)
+        if len(broad) <= limit and query.phone_prefix is not None:
+            broad = _phone_rowids(db, query.phone_prefix, limit + 1)
         if len(broad) <= limit:
             broad = _rowids(db, "customer_fts", query.broad, limit + 1)
         if len(broad) <= limit or query.names is None:
