@@ -169,6 +169,11 @@ class KioskApp(App):
         cfg = self.device_config
         set_language(cfg.language)
         if self.store is None:
+            from kiosk import sdnotify
+
+            # Opening runs pending migrations; one that rebuilds the search index of a big
+            # customer file takes minutes: tell systemd so the start timeout does not kill it.
+            sdnotify.notify("EXTEND_TIMEOUT_USEC=900000000\nSTATUS=Opening the database")
             self.store = Store(cfg.db_path, cfg.identity, secret_key=cfg.secret_key())
             self.store.start_checkpointer()  # WAL checkpoints off the sale's commit
         shop = settings.get(self.store, "shop.name")

@@ -220,8 +220,11 @@ def _unit_state(unit: str) -> tuple[str, int]:
     return props.get("ActiveState", "unknown"), int(props.get("NRestarts") or 0)
 
 
-def unit_healthy(unit: str, *, settle: float = 60, timeout: float = 180) -> bool:
-    """Restart ``unit`` and wait until it is active and has not restarted for ``settle`` s."""
+def unit_healthy(unit: str, *, settle: float = 60, timeout: float = 900) -> bool:
+    """Restart ``unit`` and wait until it is active and has not restarted for ``settle`` s.
+
+    ``timeout`` matches the start timeout the app asks for while migrating (kiosk/app.py).
+    """
     if _run(["systemctl", "restart", "--no-block", unit], timeout=60).returncode:
         return False
     deadline = time.monotonic() + timeout

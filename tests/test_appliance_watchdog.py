@@ -78,6 +78,8 @@ def test_app_reports_ready_and_pings_the_watchdog(xdisplay, tmp_path, notify_soc
     finally:
         proc.terminate()
         output = proc.communicate(timeout=60)[0].decode(errors="replace")
-    assert messages[:1] == [b"READY=1"] and messages.count(b"READY=1") == 1, output
+    # first the longer start timeout for migrations, then ready once, then the pings
+    assert messages[0].startswith(b"EXTEND_TIMEOUT_USEC=900000000\n"), output
+    assert messages[1:2] == [b"READY=1"] and messages.count(b"READY=1") == 1, output
     assert messages.count(b"WATCHDOG=1") >= 3, output
     assert Path(tmp_path / "data" / "till-1.db").exists()

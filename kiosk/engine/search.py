@@ -18,7 +18,7 @@ Two FTS5 tables hold the index, both rebuilt from the customer row by :func:`ind
 ``customer_names`` only name words and their phonetic codes, with columns, so the name tiers
 never wade through the postcodes and e-mail domains that a whole shop shares. Words are
 folded (``Müller`` → ``mueller`` and ``muller``) so whatever a cashier types for an umlaut
-matches. Prefix indexes for 1–4 characters make short prefixes lazy doclist reads instead of
+matches. Prefix indexes for 1–6 characters make short prefixes lazy doclist reads instead of
 merges of thousands of terms.
 
 Short prefixes match huge sets ("ma": every tenth customer), so nothing is ranked in SQL:
@@ -63,8 +63,20 @@ FTS_SCHEMA = (
     " tokenize = 'unicode61 remove_diacritics 0', prefix = '2 3', detail = column)"
 )
 
-_PREFIX_INDEX_MAX = 4
-_TOKENIZE = "tokenize = 'unicode61 remove_diacritics 0', prefix = '1 2 3 4'"
+# The second layout (m001 below), kept verbatim for that released migration.
+_TOKENIZE_V2 = "tokenize = 'unicode61 remove_diacritics 0', prefix = '1 2 3 4'"
+ALL_SCHEMA_V2 = (
+    "CREATE VIRTUAL TABLE customer_fts USING fts5("
+    f"names, place, contact, numbers, {_TOKENIZE_V2}, detail = none)"
+)
+NAMES_SCHEMA_V2 = (
+    "CREATE VIRTUAL TABLE customer_names USING fts5("
+    f"last, other, phon, {_TOKENIZE_V2}, detail = column)"
+)
+# Prefixes of up to 6 characters are indexed: "chris" or "stefa" would otherwise merge the
+# doclists of every name they start (Christian, Christina, …) on each keystroke.
+_PREFIX_INDEX_MAX = 6
+_TOKENIZE = "tokenize = 'unicode61 remove_diacritics 0', prefix = '1 2 3 4 5 6'"
 ALL_SCHEMA = (
     "CREATE VIRTUAL TABLE customer_fts USING fts5("
     f"names, place, contact, numbers, {_TOKENIZE}, detail = none)"
@@ -81,6 +93,15 @@ migrations = Migrations("kiosk.search")
 @migrations()
 def m001_two_tables(db) -> None:
     db.execute("DROP TABLE IF EXISTS customer_fts")
+    db.execute(ALL_SCHEMA_V2)
+    db.execute(NAMES_SCHEMA_V2)
+    rebuild(db)
+
+
+@migrations()
+def m002_six_character_prefixes(db) -> None:
+    db.execute("DROP TABLE customer_fts")
+    db.execute("DROP TABLE customer_names")
     db.execute(ALL_SCHEMA)
     db.execute(NAMES_SCHEMA)
     rebuild(db)
