@@ -47,6 +47,9 @@ def test_audience_combines_filters_and_consent(store):
     assert messaging.audience(store, [Filter("birth_month", "=", "3"), *koeln], "email") == [a["id"]]
     assert messaging.audience(store, [Filter("group", "!=", "VIP")], "email") == []
     assert b["id"] not in messaging.audience(store, [], "email")
+    for filters in ([], koeln, [Filter("group", "=", "vip")], [Filter("group", "!=", "VIP")]):
+        assert messaging.audience_count(store, filters, "email") == len(
+            messaging.audience(store, filters, "email"))
     with pytest.raises(messaging.MessagingError):
         messaging.audience(store, [Filter("city", "=", "x")] * 6, "email")
     with pytest.raises(messaging.MessagingError):

@@ -287,18 +287,30 @@ def _where(filters: list[Filter]) -> tuple[str, list[Any]]:
     return " AND ".join(clauses) or "1", args
 
 
-def audience(store: Store, filters: list[Filter], channel: str, *, limit: int | None = None) -> list[str]:
-    """Customer ids matching every filter row who may get marketing on ``channel``."""
+def _audience_sql(filters: list[Filter], channel: str, select: str) -> tuple[str, list[Any]]:
     if channel not in CHANNELS:
         raise MessagingError(_("Unknown message channel."))
     where, args = _where(filters)
     address = "c.email" if channel == "email" else "coalesce(c.mobile, c.phone)"
-    sql = (f"SELECT c.id FROM customers c WHERE c.erased_at IS NULL AND c.merged_into IS NULL"
+    sql = (f"SELECT {select} FROM customers c WHERE c.erased_at IS NULL AND c.merged_into IS NULL"
            f" AND c.[{CONSENT_OF[channel]}] IN (1, '1') AND coalesce({address}, '') != ''"
-           f" AND ({where}) ORDER BY c.customer_no")  # fmt: skip
+           f" AND ({where})")  # fmt: skip
+    return sql, args
+
+
+def audience(store: Store, filters: list[Filter], channel: str, *, limit: int | None = None) -> list[str]:
+    """Customer ids matching every filter row who may get marketing on ``channel``."""
+    sql, args = _audience_sql(filters, channel, "c.id")
+    sql += " ORDER BY c.customer_no"
     if limit:
         sql += f" LIMIT {int(limit)}"
     return [r[0] for r in store.db.execute(sql, args)]
+
+
+def audience_count(store: Store, filters: list[Filter], channel: str) -> int:
+    """How many customers :func:`audience` holds, without loading their ids (the live count)."""
+    sql, args = _audience_sql(filters, channel, "count(*)")
+    return store.db.execute(sql, args).fetchone()[0]
 
 
 def create_campaign(store: Store, name: str, channel: str, filters: list[Filter], body: str,

@@ -54,4 +54,5 @@
     later();
   });
   showChannel();
+  update();  // the page comes without the count: fetch it now
 })();
