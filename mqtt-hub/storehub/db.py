@@ -61,6 +61,18 @@ def m001_hub(db) -> None:
     )
 
 
+@migrations()
+def m002_audience_indexes(db) -> None:
+    # The campaign builder's live count reads only these columns: covering indexes let it
+    # count from the index instead of reading every (wide) customer row. Hub only: tills
+    # never count audiences and would pay for the index on every customer write.
+    db.execute("CREATE INDEX IF NOT EXISTS hub_audience_email"
+               " ON customers(email_consent, erased_at, merged_into, email)")  # fmt: skip
+    db.execute("CREATE INDEX IF NOT EXISTS hub_audience_sms"
+               " ON customers(sms_consent, erased_at, merged_into, mobile, phone)")  # fmt: skip
+    db.execute("ANALYZE customers")  # so the planner knows when they are not selective
+
+
 def open_hub_store(store: Store) -> str:
     """Add the hub tables to a store and return the hub's epoch (made on first start)."""
     migrations.apply(store.db)

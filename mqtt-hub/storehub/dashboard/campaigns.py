@@ -193,12 +193,12 @@ class Preview:
 
 def preview(st: Store, channel: str, filters: list[Filter], body: str, subject: str) -> Preview:
     """Live count of who may get the campaign and the message as its first recipient sees it."""
-    ids = messaging.audience(st, filters, channel, limit=1)  # who the preview is written to
-    record = customers.get(st, ids[0]) if ids else {"first_name": "Anna", "last_name": "Muster"}
+    count = messaging.audience_count(st, filters, channel)
+    first = messaging.first_of_audience(st, filters, channel, count)  # the preview's reader
+    record = customers.get(st, first) if first else {"first_name": "Anna", "last_name": "Muster"}
     sms = channel in SMS_CHANNELS
     return Preview(
-        count=messaging.audience_count(st, filters, channel) if ids else 0,
-        to=customers.display_name(record) if ids else "",
+        count=count, to=customers.display_name(record) if first else "",
         subject="" if sms else messaging.render(subject, messaging.placeholder_values(st, record)),
         text=messaging.message_text(st, record, channel, "campaign", body, cut=False),
         sender=settings.get(st, "messaging.sender_name"),
