@@ -48,8 +48,12 @@ def test_audience_combines_filters_and_consent(store):
     assert messaging.audience(store, [Filter("group", "!=", "VIP")], "email") == []
     assert b["id"] not in messaging.audience(store, [], "email")
     for filters in ([], koeln, [Filter("group", "=", "vip")], [Filter("group", "!=", "VIP")]):
-        assert messaging.audience_count(store, filters, "email") == len(
-            messaging.audience(store, filters, "email"))
+        ids = messaging.audience(store, filters, "email")
+        assert messaging.audience_count(store, filters, "email") == len(ids)
+        # the preview's reader: the first by number, by sorting or by walking the number index
+        for count in (len(ids), 50_000):
+            assert messaging.first_of_audience(store, filters, "email", count) == (
+                ids[0] if ids else None)
     with pytest.raises(messaging.MessagingError):
         messaging.audience(store, [Filter("city", "=", "x")] * 6, "email")
     with pytest.raises(messaging.MessagingError):
