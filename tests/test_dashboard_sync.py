@@ -41,11 +41,11 @@ def shop(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("shop")
     broker = store_broker(tmp, STORE, ["till-1"]).start()
     hub_store = Store(tmp / "hub.db", Identity(STORE, "hub", 99))
+    users.install(hub_store)
+    users.set_user(hub_store, "owner", PASSWORD, "owner")
     hub = Hub(hub_store, hub_config(broker)).start()
     till_store = Store(tmp / "till-1.db", Identity(STORE, "till-1", 1))
     till = SyncClient(till_store, device_config(broker, "till-1").hub).start()
-    users.install(hub_store)
-    users.set_user(hub_store, "owner", PASSWORD, "owner")
     app = create_app(hub_store.clone(), secret_key="test-secret")
     import uvicorn
 

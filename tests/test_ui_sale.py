@@ -114,11 +114,11 @@ def test_scan_customer_points_pay_and_print(ui, artifacts_dir):
     assert ui.find("redeemable").text == "Redeemable: 30 points = 30,00 €"
     assert ui.find("hint").text == "30 points: the customer can redeem them now."
     # all level gifts are listed; only the reachable one can be picked
-    tote = ui.find_button("Tote bag · Silver · 20 points")
+    assert not ui.find_button("Tote bag · Silver · 20 points").disabled
     umbrella = ui.find_all(ButtonBehavior, text="Umbrella · Gold · 500 points")
     assert len(umbrella) == 1 and umbrella[0].disabled
-    ui.tap(tote)
-    ui.wait_until(lambda: any(r["kind"] == "gift" for r in basket(ui)), what="gift line")
+    ui.tap_until(lambda: ui.find_button("Tote bag · Silver · 20 points"),
+                 lambda: any(r["kind"] == "gift" for r in basket(ui)), what="gift line")
     ui.screenshot(artifacts_dir / "sale_basket_customer.png")
     ui.tap(ui.find_button("Tote bag · Silver · 20 points"))  # changed her mind
     ui.wait_until(lambda: len(basket(ui)) == 2, what="gift removed")

@@ -253,6 +253,20 @@ class KivyDriver:
             raise DriverError(f"{widget!r} is outside the window at {(x, y)}")
         self.tap_at(x, y, hold)
 
+    def tap_until(self, find: Callable[[], Any], predicate: Callable[[], Any], what: str = "",
+                  attempts: int = 3, timeout: float = 2.0) -> Any:  # fmt: skip
+        """Tap the widget ``find()`` returns until ``predicate`` holds, as a person taps again
+        when nothing happened: a list rebuilt between finger down and up (a late quote
+        refresh) swallows the first tap. Only for taps whose effect the predicate shows."""
+        for attempt in range(attempts):
+            self.tap(find())
+            try:
+                return self.wait_until(predicate, timeout, what)
+            except DriverError:
+                if attempt == attempts - 1:
+                    raise
+        return None
+
     def type_text(self, text: str, into=None, per_key_frames: int = 1) -> None:
         """Type on the physical keyboard: focus ``into`` by tapping it, then key by key."""
         if into is not None:

@@ -93,7 +93,8 @@ class UserError(ValueError):
 
 
 def install(store: Store) -> None:
-    migrations.apply(store.db)
+    with store.transaction():  # the store's lock: another thread may share the connection
+        migrations.apply(store.db)
 
 
 def set_user(store: Store, name: str, password: str, role: str) -> None:
