@@ -18,6 +18,13 @@ _LOGGER = logging.getLogger(__name__)
 _LOADED: set[Path] = set()
 
 
+def load_kv_once(path: Path) -> None:
+    """Load a ``.kv`` file's rules once per process (screens, popups, widgets made late)."""
+    if path not in _LOADED and path.exists():
+        Builder.load_file(str(path))
+        _LOADED.add(path)
+
+
 class KioskScreen(Screen):
     """A screen whose rules live in ``<module>.kv`` next to its module.
 
@@ -33,10 +40,7 @@ class KioskScreen(Screen):
     @classmethod
     def load_kv(cls) -> None:
         """Load the rules of this screen class once per process."""
-        path = Path(inspect.getfile(cls)).with_suffix(".kv")
-        if path not in _LOADED and path.exists():
-            Builder.load_file(str(path))
-            _LOADED.add(path)
+        load_kv_once(Path(inspect.getfile(cls)).with_suffix(".kv"))
 
     @property
     def app(self):

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from kivy.app import App
-from kivy.lang import Builder
 from kivy.metrics import dp
 from kivy.properties import BooleanProperty, OptionProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
@@ -34,18 +33,15 @@ from kiosk.engine import customers, messaging, settings
 from kiosk.engine.stored_value import format_cents
 from kiosk.i18n import _
 from kiosk.screens import widgets  # noqa: F401  (kv rules used by ereceipt.kv)
+from kiosk.screens.base import load_kv_once
 
 _LOGGER = logging.getLogger(__name__)
 
 _KV = Path(__file__).with_suffix(".kv")
-_kv_loaded = False
 
 
 def load_kv() -> None:
-    global _kv_loaded
-    if not _kv_loaded:
-        Builder.load_file(str(_KV))
-        _kv_loaded = True
+    load_kv_once(_KV)
 
 
 def document_type(recorded: dict[str, Any]) -> str:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from kivy.animation import Animation
 from kivy.clock import Clock
-from kivy.lang import Builder
 from kivy.metrics import dp
 from kivy.properties import BooleanProperty, StringProperty
 from kivy.uix.modalview import ModalView
@@ -19,6 +18,7 @@ from kivy.uix.stencilview import StencilView
 
 from kiosk.engine import directives
 from kiosk.engine import display as display_engine
+from kiosk.screens.base import load_kv_once
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -68,14 +68,10 @@ class DirectiveTicker(StencilView):
 
 
 _KV = Path(__file__).with_suffix(".kv")
-_kv_loaded = False
 
 
 def load_kv() -> None:
-    global _kv_loaded
-    if not _kv_loaded:
-        Builder.load_file(str(_KV))
-        _kv_loaded = True
+    load_kv_once(_KV)
 
 
 class NudgePopup(ModalView):
