@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import re
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -16,17 +15,24 @@ import urllib.request
 import pytest
 from playwright.sync_api import expect
 from pypdf import PdfReader
-
-from kiosk.engine import customers, directives, events, loyalty, questions, settings, surveys
-from kiosk.engine.store import Identity, Store
 from storehub import db as hubdb
 from storehub.dashboard import create_app, users
-from tests.support.net import LOOPBACK, free_port, wait_for_port
+
+from kiosk.engine import (
+    customers,
+    directives,
+    events,
+    loyalty,
+    questions,
+    settings,
+    surveys,
+)
+from kiosk.engine.store import Identity, Store
+from tests.support.dashboard import chromium, serve
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=15_000)  # a busy CI machine: argon2 and Chromium share 2 cores
 
-CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct horse battery"
 
 
@@ -57,29 +63,16 @@ def broker_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(hub, broker_dir):
-    import uvicorn
-
     app = create_app(hub.clone(), secret_key="test-secret", broker_dir=broker_dir)
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=port, log_level="warning",
-                                        lifespan="off"))  # fmt: skip
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    wait_for_port(port)
-    yield f"http://{LOOPBACK}:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    with serve(app) as url:
+        yield url
     app.state.pool.close()
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture

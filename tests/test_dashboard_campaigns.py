@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import threading
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,8 @@ from storehub.dashboard import create_app, users
 
 from kiosk.engine import catalog, customers, groups, sale, settings
 from kiosk.engine.store import Identity, Store
-from tests.support.net import LOOPBACK, free_port, wait_for_port
-from tests.test_dashboard_browser import CHROMIUM, PASSWORD, login
+from tests.support.dashboard import chromium, serve
+from tests.test_dashboard_browser import PASSWORD, login
 from tests.test_messaging_channels import Peer
 
 pytestmark = pytest.mark.browser
@@ -77,29 +76,16 @@ def hub(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(hub):
-    import uvicorn
-
     app = create_app(hub.clone(), secret_key="test-secret")
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=port, log_level="warning",
-                                        lifespan="off"))  # fmt: skip
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    wait_for_port(port)
-    yield f"http://{LOOPBACK}:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    with serve(app) as url:
+        yield url
     app.state.pool.close()
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

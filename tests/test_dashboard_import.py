@@ -9,26 +9,24 @@ from __future__ import annotations
 
 import io
 import re
-import threading
 import zipfile
 
 import openpyxl
 import pytest
 import requests
 from playwright.sync_api import expect
-
-from kiosk.engine import customer_import, customers, events
-from kiosk.engine.store import Identity, Store
 from storehub import db as hubdb
 from storehub.dashboard import create_app, users
 from storehub.dashboard.app import make_templates
 from storehub.dashboard.extras import ImportJob
-from tests.support.net import LOOPBACK, free_port, wait_for_port
+
+from kiosk.engine import customer_import, customers, events
+from kiosk.engine.store import Identity, Store
+from tests.support.dashboard import chromium, serve
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=15_000)
 
-CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct horse battery"
 
 
@@ -73,27 +71,14 @@ def app(hub):
 
 @pytest.fixture(scope="module")
 def server(app):
-    import uvicorn
-
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=port, log_level="warning",
-                                        lifespan="off"))  # fmt: skip
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    wait_for_port(port)
-    yield f"http://{LOOPBACK}:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    with serve(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def login(page, name="owner"):

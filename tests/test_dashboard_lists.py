@@ -8,19 +8,25 @@ parsing and the list queries on a real SQLite file with a frozen clock.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 
 import pytest
 from playwright.sync_api import expect
-
-from kiosk.engine import customers, events, giftcards, promotions, settings, vouchers, wallet
-from kiosk.engine.store import Identity, Store
 from storehub import db as hubdb
 from storehub.dashboard import create_app, queries, users
 from storehub.dashboard.extras import media_rows, parse_cents
-from tests.support.net import LOOPBACK, free_port, wait_for_port
 
-CHROMIUM = "/usr/bin/chromium"
+from kiosk.engine import (
+    customers,
+    events,
+    giftcards,
+    promotions,
+    settings,
+    vouchers,
+    wallet,
+)
+from kiosk.engine.store import Identity, Store
+from tests.support.dashboard import chromium, serve
+
 PASSWORD = "correct horse battery"
 expect.set_options(timeout=15_000)
 
@@ -115,29 +121,16 @@ def hub(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(hub):
-    import uvicorn
-
     app = create_app(hub.clone(), secret_key="test-secret")
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=port, log_level="warning",
-                                        lifespan="off"))  # fmt: skip
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    wait_for_port(port)
-    yield f"http://{LOOPBACK}:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    with serve(app) as url:
+        yield url
     app.state.pool.close()
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def login(page, name="owner"):

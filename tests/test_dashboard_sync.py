@@ -6,19 +6,18 @@ feed over MQTT → the till's SyncClient applies it. Nothing of this path is rep
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 from playwright.sync_api import expect
+from storehub.dashboard import create_app, users
+from storehub.hub import Hub
 
 from kiosk.engine import customers, settings
 from kiosk.engine.store import Identity, Store
 from kiosk.sync import SyncClient
-from storehub.dashboard import create_app, users
-from storehub.hub import Hub
 from tests.support.broker import device_config, hub_config, store_broker
-from tests.support.net import LOOPBACK, free_port, wait_for_port
+from tests.support.dashboard import chromium, serve
 
 pytestmark = [pytest.mark.broker, pytest.mark.browser]
 expect.set_options(timeout=15_000)
@@ -47,17 +46,8 @@ def shop(tmp_path_factory):
     till_store = Store(tmp / "till-1.db", Identity(STORE, "till-1", 1))
     till = SyncClient(till_store, device_config(broker, "till-1").hub).start()
     app = create_app(hub_store.clone(), secret_key="test-secret")
-    import uvicorn
-
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=port, log_level="warning",
-                                        lifespan="off"))  # fmt: skip
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    wait_for_port(port)
-    yield {"url": f"http://{LOOPBACK}:{port}", "hub": hub_store, "till": till_store}
-    srv.should_exit = True
-    thread.join(10)
+    with serve(app) as url:
+        yield {"url": url, "hub": hub_store, "till": till_store}
     app.state.pool.close()
     till.stop()
     hub.stop()
@@ -68,10 +58,7 @@ def shop(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(shop):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
+    with chromium() as browser:
         pg = browser.new_context(base_url=shop["url"]).new_page()
         pg.goto("/login")
         pg.fill("#username", "owner")
@@ -79,7 +66,6 @@ def page(shop):
         pg.click("#login")
         pg.wait_for_url("**/")
         yield pg
-        browser.close()
 
 
 def test_loyalty_setting_reaches_the_till(page, shop):
