@@ -15,10 +15,9 @@ import urllib.parse
 import pytest
 from escpos.printer import Dummy
 
-from kiosk.config import DeviceConfig, UiConfig
 from kiosk.engine import catalog, customers, messaging, settings, stored_value
 from kiosk.engine import messages_outbox as outbox
-from kiosk.engine.store import Identity, Store
+from kiosk.engine.store import Store
 from kiosk.i18n import DOMAIN, LOCALE_DIR
 
 pytestmark = pytest.mark.display
@@ -44,27 +43,10 @@ def seed(store: Store) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def till(xdisplay, tmp_path_factory):
-    from kiosk.app import KioskApp, configure_kivy
-    from tests.support.kivy_driver import KivyDriver
+    from tests.support.kivy_driver import running_till
 
-    data_dir = tmp_path_factory.mktemp("till-ereceipt")
-    config = DeviceConfig(
-        identity=Identity(store_id="teststore", device_id="till-1", device_no=1),
-        data_dir=data_dir,
-        language="de",
-        ui=UiConfig(fullscreen=False, width=1280, height=800, keyboard="de"),
-    )
-    store = Store(config.db_path, config.identity)
-    ids = seed(store)
-    store.close()
-    configure_kivy(config.ui)
-    app = KioskApp(config, "till")
-    app.receipt_printer = Dummy()
-    driver = KivyDriver.start(app)
-    driver.ids = ids
-    yield driver
-    driver.stop()
-    app.store.close()
+    with running_till(tmp_path_factory.mktemp("till-ereceipt"), seed, printer=Dummy()) as driver:
+        yield driver
 
 
 @pytest.fixture

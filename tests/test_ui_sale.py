@@ -10,10 +10,17 @@ from __future__ import annotations
 import pytest
 from escpos.printer import Dummy
 
-from kiosk.config import DeviceConfig, UiConfig
 from kiosk.drivers import receipt_escpos
-from kiosk.engine import catalog, customers, loyalty, receipt, sale, settings, stored_value
-from kiosk.engine.store import Identity, Store
+from kiosk.engine import (
+    catalog,
+    customers,
+    loyalty,
+    receipt,
+    sale,
+    settings,
+    stored_value,
+)
+from kiosk.engine.store import Store
 
 pytestmark = pytest.mark.display
 
@@ -50,27 +57,10 @@ def seed(store: Store) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def till(xdisplay, tmp_path_factory):
-    from kiosk.app import KioskApp, configure_kivy
-    from tests.support.kivy_driver import KivyDriver
+    from tests.support.kivy_driver import running_till
 
-    data_dir = tmp_path_factory.mktemp("till-sale")
-    config = DeviceConfig(
-        identity=Identity(store_id="teststore", device_id="till-1", device_no=1),
-        data_dir=data_dir,
-        language="en",
-        ui=UiConfig(fullscreen=False, width=1280, height=800, keyboard="de"),
-    )
-    store = Store(config.db_path, config.identity)
-    ids = seed(store)
-    store.close()
-    configure_kivy(config.ui)
-    app = KioskApp(config, "till")
-    app.receipt_printer = Dummy()
-    driver = KivyDriver.start(app)
-    driver.ids = ids
-    yield driver
-    driver.stop()
-    app.store.close()
+    with running_till(tmp_path_factory.mktemp("till-sale"), seed, language="en", printer=Dummy()) as driver:
+        yield driver
 
 
 @pytest.fixture

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.config import DeviceConfig, UiConfig
 from kiosk.engine import alerts, customers, groups
-from kiosk.engine.store import Identity, Store
+from kiosk.engine.store import Store
 from kiosk.i18n import DOMAIN, LOCALE_DIR
 
 pytestmark = pytest.mark.display
@@ -49,26 +48,10 @@ def seed(store: Store) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def till(xdisplay, tmp_path_factory):
     """The till app in the test process, over a real SQLite file with seeded customers."""
-    from kiosk.app import KioskApp, configure_kivy
-    from tests.support.kivy_driver import KivyDriver
+    from tests.support.kivy_driver import running_till
 
-    data_dir = tmp_path_factory.mktemp("till")
-    config = DeviceConfig(
-        identity=Identity(store_id="teststore", device_id="till-1", device_no=1),
-        data_dir=data_dir,
-        language="de",
-        ui=UiConfig(fullscreen=False, width=1280, height=800, keyboard="de"),
-    )
-    store = Store(config.db_path, config.identity)
-    ids = seed(store)
-    store.close()
-    configure_kivy(config.ui)
-    app = KioskApp(config, "till")
-    driver = KivyDriver.start(app)
-    driver.ids = ids
-    yield driver
-    driver.stop()
-    app.store.close()
+    with running_till(tmp_path_factory.mktemp("till"), seed) as driver:
+        yield driver
 
 
 @pytest.fixture

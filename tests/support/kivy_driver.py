@@ -19,6 +19,7 @@ and Kivy's environment (``KIVY_NO_ARGS`` etc., see tests/conftest.py).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections.abc import Callable, Iterator
@@ -318,3 +319,34 @@ class KivyDriver:
         image = Image.frombytes("RGBA", (w, h), data).transpose(Image.Transpose.FLIP_TOP_BOTTOM)
         image.convert("RGB").save(path)
         return path
+
+
+@contextlib.contextmanager
+def running_till(data_dir: Path, seed: Callable[[Any], Any], *, language: str = "de",
+                 printer: Any = None) -> Iterator[KivyDriver]:  # fmt: skip
+    """The till app in the test process over a real SQLite file that ``seed(store)`` filled;
+    the driver's ``ids`` hold what ``seed`` returned."""
+    from kiosk.app import KioskApp, configure_kivy
+    from kiosk.config import DeviceConfig, UiConfig
+    from kiosk.engine.store import Identity, Store
+
+    config = DeviceConfig(
+        identity=Identity(store_id="teststore", device_id="till-1", device_no=1),
+        data_dir=data_dir,
+        language=language,
+        ui=UiConfig(fullscreen=False, width=1280, height=800, keyboard="de"),
+    )
+    store = Store(config.db_path, config.identity)
+    ids = seed(store)
+    store.close()
+    configure_kivy(config.ui)
+    app = KioskApp(config, "till")
+    if printer is not None:
+        app.receipt_printer = printer
+    driver = KivyDriver.start(app)
+    driver.ids = ids
+    try:
+        yield driver
+    finally:
+        driver.stop()
+        app.store.close()
