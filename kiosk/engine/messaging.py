@@ -627,6 +627,18 @@ def ereceipt_offer(store: Store, sale_kind: str, customer: dict[str, Any] | None
     return "ask"
 
 
+def document_type(recorded: dict[str, Any]) -> str:
+    """The ``ereceipt.document_types`` entry a completed sale counts as."""
+    if recorded.get("kind") == "refund":
+        return "return"
+    kinds = {ln.get("kind") for ln in recorded.get("lines") or []}
+    if kinds == {"giftcard"}:
+        return "giftcard"
+    if kinds == {"wallet_load"}:
+        return "deposit"
+    return "sale"
+
+
 def send_ereceipt(store: Store, sale_id: str, *, email: str | None = None,
                   kind: str = "sale") -> Queued:  # fmt: skip
     """Queue the receipt of a sale by e-mail (PDF attached when sent). An address typed at the

@@ -44,18 +44,6 @@ def load_kv() -> None:
     load_kv_once(_KV)
 
 
-def document_type(recorded: dict[str, Any]) -> str:
-    """The ``ereceipt.document_types`` entry a completed sale counts as."""
-    if recorded.get("kind") == "refund":
-        return "return"
-    kinds = {ln.get("kind") for ln in recorded.get("lines") or []}
-    if kinds == {"giftcard"}:
-        return "giftcard"
-    if kinds == {"wallet_load"}:
-        return "deposit"
-    return "sale"
-
-
 def _customer(store, customer_id: str | None) -> dict[str, Any] | None:
     if not customer_id:
         return None
@@ -97,7 +85,7 @@ class EReceiptPrompt(BoxLayout):
         """Right after ``sale.complete``: send, ask or do nothing; returns the offer."""
         self.reset()
         payload = completed.payload
-        self.store, self.sale_id, self.kind = store, completed.id, document_type(payload)
+        self.store, self.sale_id, self.kind = store, completed.id, messaging.document_type(payload)
         record = _customer(store, payload.get("customer_id"))
         offer = messaging.ereceipt_offer(store, self.kind, record)
         if offer == "send":
