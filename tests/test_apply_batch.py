@@ -84,3 +84,33 @@ def test_apply_in_batch_needs_a_transaction():
     ev = events.history(source)[0]
     with pytest.raises(RuntimeError):
         events.apply_in_batch(_store("till-2", 2), ev)
+
+
+def test_a_batch_reindexes_each_customer_once_at_its_end():
+    """GIVEN a customer created and renamed three times WHEN the replica applies the four
+    events as one batch THEN the search index is written once, with the last name, and a
+    batch that fails leaves no deferred work behind."""
+    source = _store("till-1", 1)
+    c = customers.create(source, {"first_name": "Anna", "last_name": "Mayer"}, force=True)
+    for name in ("Maier", "Meyer", "Schmitz"):
+        customers.update(source, c["id"], {"last_name": name}, force=True)
+    replica = _store("till-2", 2)
+    writes: list[str] = []
+    replica.db.conn.set_trace_callback(
+        lambda sql: writes.append(sql) if sql.startswith("INSERT INTO customer_fts") else None
+    )
+    replication.apply_sequenced(replica, _sequenced(source))
+    replica.db.conn.set_trace_callback(None)
+    assert len(writes) == 1
+    assert [h.id for h in customers.find(replica, "schmitz")] == [c["id"]]
+    assert customers.find(replica, "mayer") == []
+    assert not replica.is_deferring
+
+    # a failing batch: rolled back with its deferred re-index, then redone event by event
+    customers.update(source, c["id"], {"last_name": "Schulz"}, force=True)
+    last = _sequenced(source)[-1]
+    bad = dataclasses.replace(last, id=events.new_id(), type="customer.future", seq=None)
+    replication.apply_sequenced(replica, [last, bad])
+    assert [h.id for h in customers.find(replica, "schulz")] == [c["id"]]
+    assert customers.find(replica, "schmitz") == []
+    assert not replica.is_deferring

@@ -20,7 +20,7 @@ from sqlite_utils import Migrations
 
 from kiosk.engine import events, lww, search, secretbox, settings
 from kiosk.engine.clock import iso, local_date, parse_iso
-from kiosk.engine.store import Store, register_migrations
+from kiosk.engine.store import Store, dicts, register_migrations
 from kiosk.i18n import N_, _
 
 migrations = register_migrations(Migrations("kiosk.customers"))
@@ -724,24 +724,23 @@ def get(
     """Return a customer record with cards and answers; merged ids lead to the survivor."""
     if resolve_merged:
         customer_id = resolve(store.db, customer_id)
-    rows = list(store.db.query("SELECT * FROM customers WHERE id = ?", [customer_id]))
+    rows = dicts(store.db, "SELECT * FROM customers WHERE id = ?", [customer_id])
     if not rows or (rows[0]["erased_at"] and not include_erased):
         raise NotFound(customer_id)
     record = rows[0]
     record.pop("_clock", None)
-    record["cards"] = list(
-        store.db.query(
-            "SELECT card_no, card_type, status, issued_at, valid_until FROM customer_cards"
-            " WHERE customer_id = ? ORDER BY issued_at",
-            [customer_id],
-        )
+    record["cards"] = dicts(
+        store.db,
+        "SELECT card_no, card_type, status, issued_at, valid_until FROM customer_cards"
+        " WHERE customer_id = ? ORDER BY issued_at",
+        [customer_id],
     )
     record["answers"] = {
-        r["question"]: msgspec.json.decode(r["value"])
-        for r in store.db.query(
+        question: msgspec.json.decode(value)
+        for question, value in store.db.conn.execute(
             "SELECT question, value FROM customer_answers WHERE customer_id = ?", [customer_id]
         )
-        if r["value"] is not None
+        if value is not None
     }
     for consent in CONSENT_FIELDS:
         # the TEXT column holds a stored False as "0", which bool() would read as consent
@@ -794,6 +793,11 @@ def _reindex(store: Store, customer_id: str) -> None:
     """
     db = store.db
     conn = db.conn  # raw connection: this runs for most replicated customer events
+    if store.is_deferring:  # a batch of replicated events: once, at its end
+        rowid = conn.execute("SELECT rowid FROM customers WHERE id = ?", [customer_id]).fetchone()
+        if rowid is not None:
+            store.defer(("customers.reindex", rowid[0]), lambda: _reindex(store, customer_id))
+        return
     cursor = conn.execute("SELECT rowid, * FROM customers WHERE id = ?", [customer_id])
     values = cursor.fetchone()
     if values is None:
@@ -887,8 +891,7 @@ def _apply_erased(store: Store, ev: events.Event) -> None:
         [erased_at, msgspec.json.encode(clock).decode(), customer_id],
     )
     db.execute("DELETE FROM customer_answers WHERE customer_id = ?", [customer_id])
-    rowid = db.execute("SELECT rowid FROM customers WHERE id = ?", [customer_id]).fetchone()[0]
-    search.unindex(db, rowid)
+    _reindex(store, customer_id)  # erased: leaves the search index
     _scrub_events(db, customer_id)
 
 
@@ -990,9 +993,13 @@ def _apply_merged(store: Store, ev: events.Event) -> None:
     )
     for cid in touched:
         _reindex(store, cid)
+    # A ledger row's customer_id is always its orig_customer_id's redirect (written through
+    # resolve, kept by this loop), so the rows to re-point are found by the customer_id index
+    # every ledger has; no second index on orig_customer_id is kept up to date at each sale.
     for table in _CUSTOMER_REFS:
         for cid in touched:
             db.execute(
-                f"UPDATE [{table}] SET customer_id = ? WHERE orig_customer_id = ?",
-                [new.get(cid, cid), cid],
+                f"UPDATE [{table}] SET customer_id = ?"
+                " WHERE customer_id = ? AND orig_customer_id = ?",
+                [new.get(cid, cid), old.get(cid, cid), cid],
             )

@@ -213,8 +213,8 @@ def get(store: Store, event_id: str) -> Event | None:
 def outbox(store: Store, limit: int = 500) -> list[Event]:
     """Return this device's events the hub has not acknowledged yet, oldest first."""
     rows = store.db.execute(
-        f"SELECT {', '.join(_COLUMNS)} FROM events WHERE device = ? AND acked = 0"
-        " ORDER BY id LIMIT ?",
+        f"SELECT {', '.join(_COLUMNS)} FROM events"
+        " WHERE seq IS NULL AND device = ? AND acked = 0 ORDER BY id LIMIT ?",
         [store.identity.device_id, limit],
     ).fetchall()
     return [Event.from_row(r) for r in rows]
@@ -222,7 +222,8 @@ def outbox(store: Store, limit: int = 500) -> list[Event]:
 
 def outbox_size(store: Store) -> int:
     return store.db.execute(
-        "SELECT count(*) FROM events WHERE device = ? AND acked = 0", [store.identity.device_id]
+        "SELECT count(*) FROM events WHERE seq IS NULL AND device = ? AND acked = 0",
+        [store.identity.device_id],
     ).fetchone()[0]
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from sqlite_utils import Migrations
 
 from kiosk.engine import customers, events, lww
-from kiosk.engine.store import Store, register_migrations
+from kiosk.engine.store import Store, dicts, register_migrations
 from kiosk.i18n import _
 
 migrations = register_migrations(Migrations("kiosk.groups"))
@@ -164,13 +164,12 @@ def of_customer(store: Store, customer_id: str) -> list[str]:
 
 def groups_of(store: Store, customer_id: str) -> list[dict[str, Any]]:
     """The active groups of a customer, with their discount settings."""
-    return list(
-        store.db.query(
-            "SELECT g.id, g.name, g.discount_bp, g.applies_to_specials FROM customer_group_members m"
-            " JOIN customer_groups g ON g.id = m.group_id"
-            " WHERE m.customer_id = ? AND m.member = 1 AND g.active = 1 ORDER BY g.name",
-            [customers.resolve(store.db, customer_id)],
-        )
+    return dicts(
+        store.db,
+        "SELECT g.id, g.name, g.discount_bp, g.applies_to_specials FROM customer_group_members m"
+        " JOIN customer_groups g ON g.id = m.group_id"
+        " WHERE m.customer_id = ? AND m.member = 1 AND g.active = 1 ORDER BY g.name",
+        [customers.resolve(store.db, customer_id)],
     )
 
 

@@ -13,7 +13,7 @@ import re
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +79,8 @@ def connect(path: str | Path | None) -> Database:
     conn.execute("PRAGMA temp_store=MEMORY")
     conn.execute("PRAGMA cache_size=-32000")  # 32 MB page cache: the search index stays hot
     conn.execute("PRAGMA mmap_size=268435456")
+    # after a burst the WAL file is cut back when it starts over (an SD card is small)
+    conn.execute("PRAGMA journal_size_limit=33554432")
     return db
 
 
@@ -107,6 +109,43 @@ def m001_meta_and_events(db: Database) -> None:
     db.execute("CREATE INDEX events_hlc ON events(hlc)")
     db.execute("CREATE INDEX events_outbox ON events(device, acked) WHERE acked = 0")
     db.execute("CREATE UNIQUE INDEX events_seq ON events(seq) WHERE seq IS NOT NULL")
+
+
+def dicts(db: Database, sql: str, params: list | tuple = ()) -> list[dict]:
+    """Rows as dicts, read straight from the connection.
+
+    ``Database.query`` wraps every read in a savepoint (two more statements); the till's
+    quote reads a handful of rows per scan, so its hot reads use this instead.
+    """
+    cur = db.conn.execute(sql, params)
+    cols = [c[0] for c in cur.description]
+    return [dict(zip(cols, row)) for row in cur]
+
+
+def cluster_by_key(db: Database, table: str) -> None:
+    """Rebuild ``table`` as a WITHOUT ROWID table (for migrations).
+
+    A table whose primary key is text otherwise keeps two B-trees, the rows and the key
+    index, and every insert writes a page of each; clustered, it writes one. Only for tables
+    that no foreign key points at (dropping a parent would cascade) and whose rows are small.
+    """
+    sql = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [table]
+    ).fetchone()[0]
+    if re.search(r"WITHOUT\s+ROWID\s*$", sql, re.I):
+        return
+    extras = [r[0] for r in db.execute(
+        "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND type IN ('index', 'trigger')"
+        " AND sql IS NOT NULL", [table])]  # fmt: skip
+    new = f"{table}__clustered"
+    create = re.sub(r"^CREATE TABLE\s+\[?\"?" + re.escape(table) + r"\]?\"?",
+                    f"CREATE TABLE [{new}]", sql.strip(), count=1, flags=re.I)  # fmt: skip
+    db.execute(f"{create} WITHOUT ROWID")
+    db.execute(f"INSERT INTO [{new}] SELECT * FROM [{table}]")
+    db.execute(f"DROP TABLE [{table}]")
+    db.execute(f"ALTER TABLE [{new}] RENAME TO [{table}]")
+    for stmt in extras:
+        db.execute(stmt)
 
 
 class Store:
@@ -159,26 +198,37 @@ class Store:
     _checkpointer: threading.Thread | None = None
     _checkpoint_stop: threading.Event | None = None
 
-    def start_checkpointer(self, every_s: float = 2.0) -> None:
+    def start_checkpointer(self, every_s: float = 0.5, restart_bytes: int = 16 << 20) -> None:
         """Checkpoint the WAL from a background thread instead of inside commits.
 
         SQLite's automatic checkpoint runs in whichever commit crosses 1000 pages, which makes
         that one sale slow. Long-running processes (the app, the hub) call this: this
         connection stops auto-checkpointing and a thread with its own connection runs PASSIVE
         checkpoints (they never block writers) every ``every_s`` seconds.
+
+        Under a steady stream of commits a PASSIVE checkpoint never catches up with the last
+        frames, so the WAL would never start over: it grows without end, and every commit
+        then also grows the file, which costs the fsync about twice as much as overwriting.
+        Once the WAL is larger than ``restart_bytes`` the thread therefore follows with a
+        RESTART checkpoint: it copies the few frames the PASSIVE one left (writers wait for
+        that moment) and the next commit writes the WAL from its start again.
         """
         if self.path is None or self._checkpointer is not None:
             return
         self.db.execute("PRAGMA wal_autocheckpoint=0")
         stop = threading.Event()
         path = self.path
+        page_size = self.db.execute("PRAGMA page_size").fetchone()[0]
 
         def run() -> None:
             con = sqlite3.connect(str(path), timeout=10)
             try:
                 while not stop.wait(every_s):
                     try:
-                        con.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                        _busy, frames, _done = con.execute(
+                            "PRAGMA wal_checkpoint(PASSIVE)").fetchone()  # fmt: skip
+                        if frames * page_size > restart_bytes:
+                            con.execute("PRAGMA wal_checkpoint(RESTART)")
                     except sqlite3.Error:  # busy or closing: the next round tries again
                         pass
                 con.execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -266,6 +316,43 @@ class Store:
     @property
     def in_transaction(self) -> bool:
         return self._depth > 0
+
+    # -- work deferred to the end of a batch of replicated events -------------------------
+    _deferred: dict | None = None
+
+    @contextlib.contextmanager
+    def deferring(self) -> Iterator[None]:
+        """Run the work handlers :meth:`defer` once each, in key order, when the block ends.
+
+        For batches of replicated events, inside the batch's savepoint: a customer edited
+        three times is re-indexed once, and FTS5 gets its rows in rowid order, which lets it
+        write one index segment for the batch instead of one per event. When the block
+        fails the deferred work is dropped with the rolled-back changes. Nested blocks join
+        the outer one.
+        """
+        if self._deferred is not None:
+            yield
+            return
+        self._deferred = {}
+        try:
+            yield
+            work, self._deferred = self._deferred, None
+            for key in sorted(work):
+                work[key]()
+        finally:
+            self._deferred = None
+
+    @property
+    def is_deferring(self) -> bool:
+        return self._deferred is not None
+
+    def defer(self, key: tuple, fn: Callable[[], None]) -> bool:
+        """Queue ``fn`` under ``key`` (the last one queued wins) when a deferring block is
+        open; returns False when none is, and the caller does the work now."""
+        if self._deferred is None:
+            return False
+        self._deferred[key] = fn
+        return True
 
     # -- small key/value helpers ----------------------------------------------------------
     def get_meta(self, key: str, default: str | None = None) -> str | None:

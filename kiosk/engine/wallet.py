@@ -90,6 +90,14 @@ def m002_balance_index(db) -> None:
     db.execute("CREATE INDEX wallet_entries_sum ON wallet_entries(number, amount_cents)")
 
 
+@migrations()
+def m003_one_number_index(db) -> None:
+    # (number, at, amount_cents) covers both the balance sum and the by-time history.
+    db.execute("DROP INDEX wallet_entries_sum")
+    db.execute("DROP INDEX wallet_entries_number")
+    db.execute("CREATE INDEX wallet_entries_number ON wallet_entries(number, at, amount_cents)")
+
+
 customers.register_customer_ref("wallets")
 customers.register_customer_ref("wallet_entries")
 

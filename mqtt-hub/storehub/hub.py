@@ -229,7 +229,7 @@ class Hub:
             try:
                 # One savepoint for the round instead of one per event; when an event
                 # fails, the round is rolled back and redone event by event.
-                with store.transaction():
+                with store.transaction(), store.deferring():
                     acks, errors, new, rejects, duplicates = self._apply_round(
                         batches, dict(known), strict=True
                     )

@@ -216,10 +216,9 @@ def customer_sales(store: Store, customer_id: str, limit: int = 20) -> list[dict
 
 
 def customer_points(store: Store, customer_id: str, limit: int = 50) -> list[dict[str, Any]]:
-    cols = {r[1] for r in store.db.execute("PRAGMA table_info(loyalty_points)")}
-    order = "created_at DESC" if "created_at" in cols else "rowid DESC"
     return list(store.db.query(
-        f"SELECT * FROM loyalty_points WHERE customer_id = ? ORDER BY {order} LIMIT ?",
+        "SELECT * FROM loyalty_points WHERE customer_id = ? ORDER BY at DESC, event_id DESC,"
+        " n DESC LIMIT ?",
         [customer_id, limit],
     ))  # fmt: skip
 
