@@ -32,6 +32,10 @@ class EventError(ValueError):
     """An event is malformed, unknown or of an unsupported version."""
 
 
+class PayloadTooLarge(EventError):
+    """The change is too large for one event (the sync's message limit)."""
+
+
 @dataclass(frozen=True)
 class Event:
     id: str
@@ -124,9 +128,10 @@ def emit(store: Store, event_type: str, payload: dict[str, Any], v: int = 1) -> 
     reg = _HANDLERS.get(event_type)
     if reg is None or v not in reg.versions:
         raise EventError(f"no handler for {event_type} v{v}")
-    payload_json = _json_encode(payload).decode()
-    if len(payload_json) > MAX_PAYLOAD_BYTES:
-        raise EventError(f"{event_type} payload is larger than {MAX_PAYLOAD_BYTES} bytes")
+    raw = _json_encode(payload)
+    if len(raw) > MAX_PAYLOAD_BYTES:  # bytes, as the sync's message limit counts them
+        raise PayloadTooLarge(f"{event_type} payload is larger than {MAX_PAYLOAD_BYTES} bytes")
+    payload_json = raw.decode()
     with store.transaction():
         ev = Event(
             id=new_id(),
@@ -181,9 +186,10 @@ def apply_in_batch(store: Store, ev: Event) -> bool:
     if not store.in_transaction:
         raise RuntimeError("apply_in_batch must run inside a transaction")
     validate(ev)
-    payload_json = _json_encode(ev.payload).decode()
-    if len(payload_json) > MAX_PAYLOAD_BYTES:
-        raise EventError(f"{ev.type} payload is larger than {MAX_PAYLOAD_BYTES} bytes")
+    raw = _json_encode(ev.payload)
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise PayloadTooLarge(f"{ev.type} payload is larger than {MAX_PAYLOAD_BYTES} bytes")
+    payload_json = raw.decode()
     row = store.db.conn.execute("SELECT seq FROM events WHERE id = ?", [ev.id]).fetchone()
     if row is not None:
         if ev.seq is not None and row[0] is None:

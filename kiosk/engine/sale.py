@@ -770,7 +770,7 @@ def _basis_for_voucher(lines: list[Line]) -> int:
 
 
 def quote(store: Store, draft_id: str, *, online: bool | None = None, strict: bool = False,
-          for_screen: bool = True) -> Quote:  # fmt: skip
+          for_screen: bool = True, _row: dict[str, Any] | None = None) -> Quote:  # fmt: skip
     """Price the draft: lines with every discount, payments, what is due, loyalty figures.
 
     With ``strict`` a problem (a gift card that would not be used up, an offline limit …)
@@ -778,7 +778,7 @@ def quote(store: Store, draft_id: str, *, online: bool | None = None, strict: bo
     recall alerts and the next voucher tier, which only the till's screen shows, are left
     out (the completing commit does not need them).
     """
-    row = _draft_row(store, draft_id)
+    row = _row or _draft_row(store, draft_id)
     online = stored_value.resolve_online(store, online)
     now = store.clock()
     today = local_date(now)
@@ -965,7 +965,7 @@ def complete(store: Store, draft_id: str, *, online: bool | None = None) -> Comp
     online = stored_value.resolve_online(store, online)
     with store.transaction():
         row = _open_row(store, draft_id)
-        q = quote(store, draft_id, online=online, strict=True, for_screen=False)
+        q = quote(store, draft_id, online=online, strict=True, for_screen=False, _row=row)
         if not q.lines:
             raise SaleError(_("The basket is empty."))
         if q.due_cents > 0:
@@ -1040,9 +1040,12 @@ def complete(store: Store, draft_id: str, *, online: bool | None = None) -> Comp
             "giftcards": gift_entries, "wallet": wallet_entries, "voucher": voucher,
             "offline": not online,
         }  # fmt: skip
-        if len(msgspec.json.encode(payload)) > events.MAX_PAYLOAD_BYTES:  # long names, many discounts
-            raise SaleError(_("This sale is too large to be recorded; split it into two sales."))
-        ev = events.emit(store, "sale.completed", payload)
+        try:
+            ev = events.emit(store, "sale.completed", payload)
+        except events.PayloadTooLarge:  # long names, many discounts
+            raise SaleError(
+                _("This sale is too large to be recorded; split it into two sales.")
+            ) from None
         if q.vip and q.vip.alert_phones:
             name = customers.display_name(q.customer) if q.customer else q.vip.code
             text = _("VIP card {code} ({name}) used: {total}, receipt {receipt}.").format(
