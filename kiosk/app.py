@@ -28,6 +28,10 @@ os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
 os.environ.setdefault("KIVY_NO_FILELOG", "1")
 os.environ.setdefault("KIVY_CLIPBOARD", "sdl2")
+# Between frames the default clock sleeps until the next maxfps slot, deaf to work posted from
+# other threads: a scan would wait up to 1/60 s before the UI thread even looked at it. The
+# interrupt clock wakes the loop as soon as something is scheduled for the next frame.
+os.environ.setdefault("KIVY_CLOCK", "interrupt")
 
 from kivy.app import App  # noqa: E402
 from kivy.clock import Clock  # noqa: E402

@@ -31,11 +31,13 @@ def ean(n: int) -> str:
 
 
 SCARF, BELT, TOTE, UMBRELLA = ean(1), ean(2), ean(3), ean(4)
+SOCKS = [ean(n) for n in range(10, 18)]  # enough lines for the basket list to scroll
 
 
 def seed(store: Store) -> dict[str, str]:
-    """Two articles, a loyalty programme (10 points = 10 €, hint from 20 points), a customer
-    with 30 points, and two level gifts: one within reach, one not."""
+    """Two articles (and eight pairs of socks), a loyalty programme (10 points = 10 €, hint
+    from 20 points), a customer with 30 points, and two level gifts: one within reach, one
+    not."""
     stored_value.set_connectivity(store, True)  # a till without a hub is authoritative
     settings.set(store, "loyalty.enabled", True)
     settings.set(store, "loyalty.redeem_min_points", 20)
@@ -43,6 +45,8 @@ def seed(store: Store) -> dict[str, str]:
     group = catalog.save_group(store, "Accessories", kind="goods")
     catalog.save_product(store, "Wool scarf", 2995, group_id=group, eans=[SCARF])
     catalog.save_product(store, "Leather belt", 4950, group_id=group, eans=[BELT])
+    for n, code in enumerate(SOCKS, 1):
+        catalog.save_product(store, f"Socks {n}", 500 + n, group_id=group, eans=[code])
     silver = loyalty.save_level(store, "Silver", 20)
     gold = loyalty.save_level(store, "Gold", 500)
     tote = catalog.save_product(store, "Tote bag", 0, group_id=group, eans=[TOTE],
@@ -174,3 +178,70 @@ def test_bad_code_and_line_edits(ui):
     ui.tap(ui.find("remove_line"))
     ui.wait_until(lambda: basket(ui) == [], what="line removed")
     assert sale.quote(app.store, app.sale.draft).lines == []
+
+
+def shown_rows(driver) -> list[tuple[str, str, bool]]:
+    """The basket's row widgets, top to bottom: (name, quantity, selected)."""
+    return [(r.name_text, r.qty_text, r.selected) for r in driver.find("lines").rows]
+
+
+def test_rows_follow_the_basket_and_the_idle_till_draws_nothing(ui):
+    """Scanner codes change the rows in place; taps and removals keep them in the basket's
+    order; once the basket is shown, no frame is drawn until something changes (a repaint of
+    the whole window costs tens of ms with software GL, and a scan would wait for it)."""
+    from kiosk.screens.widgets import Toast
+
+    app = ui.app
+    ui.wait_until(lambda: not any(isinstance(c, Toast) for c in app.shell.children),
+                  timeout=8, what="earlier messages gone")  # fmt: skip
+    for code in (SCARF, BELT, SCARF):
+        app.barcode_scanned(code)
+    ui.pump(2)
+    assert shown_rows(ui) == [("Wool scarf", "2", True), ("Leather belt", "1", False)]
+    assert [r["qty_text"] for r in basket(ui)] == ["2", "1"]
+    belt = ui.find("lines").rows[1]
+    ui.tap(belt)
+    ui.wait_until(lambda: belt.selected, what="belt selected")
+    assert shown_rows(ui) == [("Wool scarf", "2", False), ("Leather belt", "1", True)]
+    scarf_pos = basket(ui)[0]["line_pos"]
+    app.sale.remove_line(scarf_pos)
+    ui.pump(2)
+    assert shown_rows(ui) == [("Leather belt", "1", True)]
+    app.barcode_scanned(SCARF)  # a new line at the end, in a row kept from the removed one
+    ui.pump(2)
+    assert shown_rows(ui) == [("Leather belt", "1", False), ("Wool scarf", "1", True)]
+    assert ui.find("total").text == "79,45 €"
+    for code in SOCKS:  # the list overflows and scrolls to each new line
+        app.barcode_scanned(code)
+        ui.pump()
+    assert [r[0] for r in shown_rows(ui)][-1] == "Socks 8"
+
+    frames: list[float] = []
+
+    def count(*_args) -> None:
+        frames.append(1.0)
+
+    clock_text = app.shell.time_text
+    ui.window.bind(on_flip=count)
+    try:
+        ui.sleep(1.5)  # Kivy would fade the scroll bar from 0.5 s to 1 s, a frame each step
+    finally:
+        ui.window.unbind(on_flip=count)
+    header_clock_ticked = app.shell.time_text != clock_text  # a new minute in the header
+    assert len(frames) <= (1 if header_clock_ticked else 0)
+
+
+def test_kiosk_app_picks_the_interrupt_clock():
+    """Kivy reads the clock type at its first import: through the kiosk command, kiosk.app
+    sets it first, so a scan posted from the scanner thread wakes the loop at once instead of
+    waiting for the end of the frame's sleep."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "KIVY_CLOCK"}
+    code = ("import kiosk.cli; kiosk.cli.build_parser(); import kiosk.app; "
+            "from kivy.clock import Clock; print(Clock.__class__.__name__)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True, timeout=60)  # fmt: skip
+    assert out.stdout.split()[-1] == "ClockBaseInterrupt"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kivy.app import App
+from kivy.clock import Clock
 from kivy.event import EventDispatcher
 from kivy.lang import Builder
 from kivy.metrics import dp
@@ -32,12 +33,14 @@ from kivy.properties import (
 )
 from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
+from kivy.uix.relativelayout import RelativeLayout
 
 from kiosk.engine import catalog, loyalty, sale
 from kiosk.engine.stored_value import format_cents
 from kiosk.i18n import _
 from kiosk.screens import widgets  # noqa: F401  (kv rules used by sale.kv)
 from kiosk.screens.formatting import percent_text
+from kiosk.screens.widgets import QuietScrollView
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -230,8 +233,8 @@ class SaleController(EventDispatcher):
             self.session.attach(row.customer["id"])
 
 
-class BasketRow(ButtonBehavior, BoxLayout):
-    """One line of the basket (a RecycleView row); tap to select it."""
+class BasketRow(ButtonBehavior, RelativeLayout):
+    """One line of the basket; tap to select it."""
 
     line_pos = NumericProperty(0)
     kind = StringProperty("product")
@@ -246,6 +249,73 @@ class BasketRow(ButtonBehavior, BoxLayout):
         panel = _panel_of(self)
         if panel is not None:
             panel.select(self.line_pos)
+
+
+class BasketList(QuietScrollView):
+    """The basket's lines, one ``BasketRow`` per line, kept from one quote to the next.
+
+    A scan changes one line (or adds one at the end): only that row's texts change, so only
+    its labels are rendered again. (A RecycleView re-binds every visible row to other data on
+    any change of its data, and renders all their labels anew.) Rows of lines that went away
+    are kept for the next ones, and spare rows are made ahead (at start, and while the till
+    is idle), so a scan does not wait the few ms it takes to build one.
+    """
+
+    data = ListProperty([])  # the rows shown: line_texts() plus selected and height
+    SPARE = 12  # rows made at start; kept at least 2 spare for longer baskets
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._rows: dict[int, BasketRow] = {}  # line pos -> its row
+        self._spare = [BasketRow() for _ in range(self.SPARE)]
+        self._fill_spare = Clock.create_trigger(self._make_spare, 0.5)
+
+    def on_width(self, _list, width: float) -> None:
+        # spare rows laid out ahead at the list's width: their labels are rendered once
+        for row in self._spare:
+            row.width = width
+
+    @property
+    def rows(self) -> list[BasketRow]:
+        """The row widgets, top to bottom."""
+        return list(reversed(self.ids.box.children))
+
+    def set_rows(self, rows: list[dict[str, Any]]) -> None:
+        box = self.ids.box
+        wanted = {r["line_pos"] for r in rows}
+        for pos in [p for p in self._rows if p not in wanted]:
+            row = self._rows.pop(pos)
+            box.remove_widget(row)
+            self._spare.append(row)
+        order = []
+        for r in rows:
+            row = self._rows.get(r["line_pos"])
+            if row is None:
+                row = self._rows[r["line_pos"]] = self._spare.pop() if self._spare else BasketRow()
+            for key, value in r.items():
+                setattr(row, key, value)  # an unchanged value changes nothing on screen
+            order.append(row)
+        shown = self.rows
+        if shown != order:
+            if order[: len(shown)] != shown:  # not just lines added at the end
+                box.clear_widgets()
+                shown = []
+            for row in order[len(shown):]:
+                box.add_widget(row)  # goes below the others in a vertical BoxLayout
+        self.data = rows
+        if len(self._spare) < 2:
+            self._fill_spare()  # half a second later: between scans
+
+    def select(self, pos: int) -> None:
+        for r in self.data:
+            r["selected"] = r["line_pos"] == pos
+        for row in self._rows.values():
+            row.selected = row.line_pos == pos
+
+    def _make_spare(self, _dt=None) -> None:
+        self._spare.append(BasketRow(width=self.width))
+        if len(self._spare) < 2:
+            self._fill_spare()
 
 
 class GiftButton(BoxLayout):
@@ -308,8 +378,7 @@ class SalePanel(BoxLayout):
             row["selected"] = ln.pos == selected
             row["height"] = dp(76) if row["discount_text"] else dp(56)
             rows.append(row)
-        view = self.ids.lines
-        view.data = rows
+        self.ids.lines.set_rows(rows)
         self._keep_in_sight(rows, selected)
         self.has_lines = bool(rows)
         self.has_selection = any(r["selected"] for r in rows)
@@ -322,9 +391,10 @@ class SalePanel(BoxLayout):
         self.has_customer = q.customer is not None
         self.redeeming = q.redemption is not None
         if q.customer is not None and info.enabled:
-            self.points_text = _("{points} points").format(points=info.balance)
+            points = _("{points} points").format(points=info.balance)
             if info.card_no:
-                self.points_text += "  ·  " + _("card {number}").format(number=info.card_no)
+                points += "  ·  " + _("card {number}").format(number=info.card_no)
+            self.points_text = points  # set once: each change renders the label again
             if info.can_redeem and info.redeemable_cents:
                 self.redeemable_text = _("Redeemable: {points} points = {amount}").format(
                     points=info.redeemable_points, amount=format_cents(info.redeemable_cents))
@@ -353,7 +423,7 @@ class SalePanel(BoxLayout):
 
     def _keep_in_sight(self, rows: list[dict[str, Any]], pos: int) -> None:
         """Scroll so the line just scanned or changed is visible in this very frame (the row
-        heights are known here; RecycleView only makes widgets for rows in sight)."""
+        heights are known here, before the layout has placed the rows)."""
         view = self.ids.lines
         content = sum(r["height"] for r in rows)
         spare = content - view.height
@@ -376,6 +446,12 @@ class SalePanel(BoxLayout):
             shown_top = bottom - view.height
         view.scroll_y = 1 - min(max(shown_top, 0), spare) / spare
 
+    def on_has_selection(self, _panel, selected: bool) -> None:
+        if not selected:
+            # the line actions are hidden: a discount typed there is moot, and a focused field
+            # would keep the keyboard up and its hidden cursor blinking (a repaint each time)
+            self.ids.discount_input.focus = False
+
     def _on_gifts(self, _controller, gifts) -> None:
         q = self.controller.quote
         chosen = next((ln.product_id for ln in q.lines if ln.kind == "gift"), None) if q else None
@@ -393,11 +469,10 @@ class SalePanel(BoxLayout):
             ))  # fmt: skip
 
     def _on_selected(self, _controller, pos: int) -> None:
-        view = self.ids.lines
-        for row in view.data:
-            row["selected"] = row["line_pos"] == pos
-        view.refresh_from_data()
-        self.has_selection = bool(pos) and any(r["line_pos"] == pos for r in view.data)
+        # A scan selects its line before the quote with that line arrives (same frame): the
+        # line actions stay shown rather than flicker off and on (each time re-rendering them).
+        self.ids.lines.select(pos)
+        self.has_selection = bool(pos)
 
     # -- actions ---------------------------------------------------------------------------------
     def _run(self, func, *args) -> bool:

@@ -79,6 +79,11 @@ class TouchTextInput(TextInput):
     has_error = BooleanProperty(False)
 
     def on_focus(self, _instance, focused: bool) -> None:
+        # Kivy starts the cursor's 0.5 s blink timer when the text or cursor changes just
+        # before the field loses focus (clearing the scan field on Enter): it then blinks on,
+        # invisibly, and repaints the whole window twice a second for good. No blink unless
+        # focused.
+        self.cursor_blink = focused
         app = App.get_running_app()
         dock = getattr(app, "keyboard", None)
         if dock is None:
@@ -96,6 +101,25 @@ class TouchTextInput(TextInput):
             parent = parent.parent
         if isinstance(parent, ScrollView) and self.focus:
             parent.scroll_to(self, padding=40, animate=False)
+
+
+class QuietScrollView(ScrollView):
+    """A ScrollView whose bar does not fade.
+
+    Kivy fades the bar for half a second, starting half a second after every scroll or change
+    of the content's size (each new basket line): every step of that animation repaints the
+    whole window (even between equal colours: the steps are not exact), which with software GL
+    keeps the till busy for ~15 frames at the moment the next article is scanned. Here the bar
+    takes ``bar_inactive_color`` in one step; the kv rule makes that the colour it already
+    has, so no frame is drawn at all.
+    """
+
+    def _bind_inactive_bar_color(self, *_args) -> None:
+        # replaces ScrollView's method of that name, which starts the fade animation
+        self.funbind("bar_color", self._change_bar_color)
+        self.fbind("bar_inactive_color", self._change_bar_color)
+        if list(self._bar_color) != list(self.bar_inactive_color):
+            self._bar_color = self.bar_inactive_color
 
 
 class Card(BoxLayout):
