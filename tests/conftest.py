@@ -19,6 +19,18 @@ from kiosk.engine.store import Identity, Store  # noqa: E402
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
+@pytest.fixture(autouse=True)
+def _restore_language():
+    """The language is process-wide (an app started in a test sets its own): each test
+    leaves it as it found it, so no test depends on which ran before."""
+    from kiosk import i18n
+
+    before = i18n.language()
+    yield
+    if i18n.language() != before:
+        i18n.set_language(before)
+
+
 @pytest.fixture
 def identity() -> Identity:
     return Identity(store_id="teststore", device_id="till-1", device_no=1)

@@ -334,3 +334,40 @@ def test_a_full_basket_fits_one_sale_event(shop):
     sale.set_basket_discount(s, d, percent_bp=500)
     done = shop.pay_rest(d)
     assert len(done.payload["lines"]) == sale.MAX_LINES
+
+
+def test_a_completed_basket_is_gone_for_the_till_and_removed_when_the_next_sale_opens(shop):
+    """GIVEN a parked sale and a completed return WHEN the parked sale is resumed THEN the
+    completed basket is no draft any more (not listed, not usable, its return not counted
+    twice), and the next new sale removes its rows."""
+    s = shop.store
+    c = shop.customer()
+    first = shop.pay_rest(shop.draft(("Jeans", 2), customer=c["id"]))
+    parked = shop.draft("Hemd")
+    sale.park(s, parked)
+    d = sale.open_draft(s)
+    sale.add_return(s, d, first.id, 1, 1)
+    sale.add_payment(s, d, "cash", sale.quote(s, d).due_cents)
+    sale.complete(s, d, online=True)
+
+    assert [r["id"] for r in sale.drafts(s)] == [parked]
+    assert sale.current_draft(s) is None
+    for use in (lambda: sale.quote(s, d), lambda: sale.scan(s, d, shop.eans["Jeans"]),
+                lambda: sale.complete(s, d, online=True)):  # fmt: skip
+        with pytest.raises(sale.SaleError, match="no longer exists"):
+            use()
+    sale.resume(s, parked)
+    sale.add_return(s, parked, first.id, 1, 1)  # one of two returned so far, not two
+    with pytest.raises(sale.SaleError, match="Only 0"):
+        sale.add_return(s, parked, first.id, 1, 1)
+    sale.cancel(s, parked)
+
+    def rows() -> int:
+        return s.db.execute(
+            "SELECT (SELECT count(*) FROM sale_drafts) + (SELECT count(*) FROM sale_draft_lines)"
+            " + (SELECT count(*) FROM sale_draft_payments)"
+        ).fetchone()[0]
+
+    assert rows() > 0  # the completed basket, until …
+    sale.open_draft(s)  # … the next sale opens
+    assert rows() == 1

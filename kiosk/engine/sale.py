@@ -67,7 +67,7 @@ def m001_sale(db) -> None:
         """
         CREATE TABLE sale_drafts (
             id TEXT PRIMARY KEY,
-            status TEXT NOT NULL,          -- open, parked
+            status TEXT NOT NULL,          -- open, parked, done (see complete)
             channel TEXT NOT NULL DEFAULT 'pos',
             opened_at TEXT NOT NULL,
             updated_at TEXT NOT NULL,
@@ -202,7 +202,10 @@ def _draft_row(store: Store, draft_id: str) -> dict[str, Any]:
     row = cur.fetchone()
     if row is None:
         raise SaleError(_("This sale no longer exists."))
-    return dict(zip((c[0] for c in cur.description), row))
+    out = dict(zip((c[0] for c in cur.description), row))
+    if out["status"] == "done":  # completed; its rows go when the next sale opens
+        raise SaleError(_("This sale no longer exists."))
+    return out
 
 
 def _open_row(store: Store, draft_id: str) -> dict[str, Any]:
@@ -282,6 +285,10 @@ def open_draft(store: Store, *, channel: str = "pos") -> str:
         existing = current_draft(store)
         if existing:
             return existing
+        # Completed baskets are removed here rather than in the completing commit: deleting
+        # a basket's rows dirties several more pages, and every page of that commit is
+        # written and fsynced while the customer waits for the receipt.
+        store.db.execute("DELETE FROM sale_drafts WHERE status = 'done'")
         draft_id = events.new_id()
         now = _now(store)
         store.db.execute(
@@ -297,7 +304,7 @@ def drafts(store: Store) -> list[dict[str, Any]]:
     return list(store.db.query(
         "SELECT d.id, d.status, d.opened_at, d.updated_at, d.customer_id,"
         " (SELECT count(*) FROM sale_draft_lines l WHERE l.draft_id = d.id) AS lines"
-        " FROM sale_drafts d ORDER BY d.updated_at DESC"
+        " FROM sale_drafts d WHERE d.status != 'done' ORDER BY d.updated_at DESC"
     ))  # fmt: skip
 
 
@@ -391,7 +398,9 @@ def add_return(store: Store, draft_id: str, sale_id: str, pos: int, qty: int = 1
             "SELECT coalesce(sum(qty), 0) FROM sale_lines WHERE ref = ? AND kind = 'return'", [ref]
         ).fetchone()[0]
         pending = -store.db.execute(
-            "SELECT coalesce(sum(qty), 0) FROM sale_draft_lines WHERE ref = ? AND kind = 'return'",
+            "SELECT coalesce(sum(l.qty), 0) FROM sale_draft_lines l"
+            " JOIN sale_drafts d ON d.id = l.draft_id"
+            " WHERE l.ref = ? AND l.kind = 'return' AND d.status != 'done'",
             [ref],
         ).fetchone()[0]
         if returned + pending + qty > line[0]:
@@ -961,7 +970,8 @@ def _line_payload(ln: Line, meta: dict[str, Any] | None) -> dict[str, Any]:
 
 def complete(store: Store, draft_id: str, *, online: bool | None = None) -> CompletedSale:
     """Complete the sale: one transaction with the sale event, every ledger entry, the VIP
-    alerts and the removal of the draft. Raises SaleError (nothing written) when it cannot."""
+    alerts and the draft marked done (its rows go when the next sale opens). Raises
+    SaleError (nothing written) when it cannot."""
     online = stored_value.resolve_online(store, online)
     with store.transaction():
         row = _open_row(store, draft_id)
@@ -1053,7 +1063,7 @@ def complete(store: Store, draft_id: str, *, online: bool | None = None) -> Comp
                 receipt=receipt_no)  # fmt: skip
             for phone in q.vip.alert_phones:
                 messages_outbox.queue(store, "sms", phone, text, reason="vip_alert", ref=sale_id)
-        store.db.execute("DELETE FROM sale_drafts WHERE id = ?", [row["id"]])
+        store.db.execute("UPDATE sale_drafts SET status = 'done' WHERE id = ?", [row["id"]])
     return CompletedSale(sale_id, ev.id, receipt_no, q.total_cents, q.change_cents, payload)
 
 
