@@ -28,12 +28,11 @@ from kiosk.engine import (
     surveys,
 )
 from kiosk.engine.store import Identity, Store
-from tests.support.dashboard import chromium, serve
+from tests.support.dashboard import PASSWORD, chromium, logged_in_state, login, serve, user_page
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=15_000)  # a busy CI machine: argon2 and Chromium share 2 cores
 
-PASSWORD = "correct horse battery"
 
 
 @pytest.fixture(scope="module")
@@ -77,35 +76,19 @@ def browser():
 
 @pytest.fixture
 def page(browser, server):
-    context = browser.new_context(base_url=server, locale="de-DE")
-    pg = context.new_page()
-    yield pg
-    context.close()
+    with user_page(browser, server) as pg:
+        yield pg
 
 
 @pytest.fixture(scope="module")
 def owner_state(browser, server):
-    """An owner's logged-in cookies, made once: argon2 is slow on purpose."""
-    context = browser.new_context(base_url=server)
-    login(context.new_page())
-    state = context.storage_state()
-    context.close()
-    return state
+    return logged_in_state(browser, server)
 
 
 @pytest.fixture
 def owner(browser, server, owner_state):
-    context = browser.new_context(base_url=server, locale="de-DE", storage_state=owner_state)
-    pg = context.new_page()
-    yield pg
-    context.close()
-
-
-def login(page, name="owner", password=PASSWORD):
-    page.goto("/login")
-    page.fill("#username", name)
-    page.fill("#password", password)
-    page.click("#login")
+    with user_page(browser, server, owner_state) as pg:
+        yield pg
 
 
 def customer_id(store, last_name):
@@ -117,7 +100,7 @@ def customer_id(store, last_name):
 def test_login_wrong_password_then_logout(page, hub, artifacts_dir):
     page.goto("/customers")
     assert page.url.endswith("/login?next=/customers")  # anonymous users go to the login
-    login(page, password="wrong password!")
+    login(page, password="wrong password!", wait=False)
     expect(page.locator("#login-error")).to_be_visible()
     assert "/login" in page.url
     login(page)
@@ -160,9 +143,9 @@ def test_cashier_cannot_reach_owner_pages(page):
 
 def test_login_is_throttled_after_repeated_failures(page):
     for _ in range(users.MAX_FAILURES):
-        login(page, "victim", "guess-guess-guess")
+        login(page, "victim", "guess-guess-guess", wait=False)
         expect(page.locator("#login-error")).to_be_visible()
-    login(page, "victim", PASSWORD)  # the right password no longer helps for a while
+    login(page, "victim", PASSWORD, wait=False)  # the right password no longer helps for a while
     expect(page.locator("#login-error")).to_be_visible()
     assert "/login" in page.url
 

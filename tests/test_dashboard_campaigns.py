@@ -16,10 +16,10 @@ from playwright.sync_api import expect
 from storehub import db as hubdb
 from storehub.dashboard import create_app, users
 
-from kiosk.engine import catalog, customers, groups, sale, settings
+from kiosk.engine import customers, groups, settings
 from kiosk.engine.store import Identity, Store
-from tests.support.dashboard import chromium, serve
-from tests.test_dashboard_browser import PASSWORD, login
+from tests.support.dashboard import PASSWORD, chromium, logged_in_state, serve, user_page
+from tests.support.shop import sell
 from tests.test_messaging_channels import Peer
 
 pytestmark = pytest.mark.browser
@@ -27,15 +27,6 @@ expect.set_options(timeout=15_000)
 
 SALE_DAYS = (dt.datetime(2026, 3, 10, 11, tzinfo=dt.UTC),
              dt.datetime(2026, 3, 12, 11, tzinfo=dt.UTC))  # fmt: skip
-
-
-def _sell(store, customer_id, cents):
-    pid = catalog.save_product(store, f"Ring {cents}", cents)
-    draft = sale.open_draft(store)
-    sale.add_product(store, draft, pid)
-    sale.attach_customer(store, draft, customer_id)
-    sale.add_payment(store, draft, "card", cents)
-    sale.complete(store, draft)
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +55,10 @@ def hub(tmp_path_factory):
     real_clock = store.clock
     for i, day in enumerate(SALE_DAYS):  # two visits in March for Adler and Berger, one for Dorn
         store.clock = lambda day=day: day
-        _sell(store, ids["Adler"], 15_000)
-        _sell(store, ids["Berger"], 9_000)
+        sell(store, ids["Adler"], 15_000)
+        sell(store, ids["Berger"], 9_000)
         if i == 0:
-            _sell(store, ids["Dorn"], 50_000)
+            sell(store, ids["Dorn"], 50_000)
     store.clock = real_clock
     store.ids = ids
     yield store
@@ -90,19 +81,13 @@ def browser():
 
 @pytest.fixture(scope="module")
 def owner_state(browser, server):
-    context = browser.new_context(base_url=server)
-    login(context.new_page())
-    state = context.storage_state()
-    context.close()
-    return state
+    return logged_in_state(browser, server)
 
 
 @pytest.fixture
 def owner(browser, server, owner_state):
-    context = browser.new_context(base_url=server, locale="de-DE", storage_state=owner_state)
-    pg = context.new_page()
-    yield pg
-    context.close()
+    with user_page(browser, server, owner_state) as pg:
+        yield pg
 
 
 def _count(store, sql, args=()):
@@ -147,17 +132,14 @@ def test_live_count_follows_filters_consent_and_channel(owner, server, artifacts
 
 
 def test_count_without_javascript(browser, server, owner_state):
-    context = browser.new_context(base_url=server, locale="de-DE", storage_state=owner_state,
-                                  java_script_enabled=False)  # fmt: skip
-    page = context.new_page()
-    page.goto("/campaigns")
-    _filter(page, 0, "last_name", "starts", "Do")
-    page.fill("#c-body", "Guten Tag {last_name}")
-    page.click("#count")
-    expect(page.locator("#live-count")).to_have_text("1")
-    expect(page.locator("#preview-text")).to_have_text("Guten Tag Dorn")
-    assert page.input_value("#f0-value") == "Do"  # the form keeps what was typed
-    context.close()
+    with user_page(browser, server, owner_state, java_script_enabled=False) as page:
+        page.goto("/campaigns")
+        _filter(page, 0, "last_name", "starts", "Do")
+        page.fill("#c-body", "Guten Tag {last_name}")
+        page.click("#count")
+        expect(page.locator("#live-count")).to_have_text("1")
+        expect(page.locator("#preview-text")).to_have_text("Guten Tag Dorn")
+        assert page.input_value("#f0-value") == "Do"  # the form keeps what was typed
 
 
 def test_suggestion_from_ai_endpoint_and_template_fallback(owner, hub):

@@ -22,12 +22,11 @@ from storehub.dashboard.extras import ImportJob
 
 from kiosk.engine import customer_import, customers, events
 from kiosk.engine.store import Identity, Store
-from tests.support.dashboard import chromium, serve
+from tests.support.dashboard import PASSWORD, chromium, logged_in_state, login, serve, user_page
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=15_000)
 
-PASSWORD = "correct horse battery"
 
 
 def xlsx(rows: list[list]) -> bytes:
@@ -81,29 +80,15 @@ def browser():
         yield b
 
 
-def login(page, name="owner"):
-    page.goto("/login")
-    page.fill("#username", name)
-    page.fill("#password", PASSWORD)
-    page.click("#login")
-    page.wait_for_url("**/")
-
-
 @pytest.fixture(scope="module")
 def owner_state(browser, server):
-    context = browser.new_context(base_url=server)
-    login(context.new_page())
-    state = context.storage_state()
-    context.close()
-    return state
+    return logged_in_state(browser, server)
 
 
 @pytest.fixture
 def owner(browser, server, owner_state):
-    context = browser.new_context(base_url=server, locale="de-DE", storage_state=owner_state)
-    pg = context.new_page()
-    yield pg
-    context.close()
+    with user_page(browser, server, owner_state) as pg:
+        yield pg
 
 
 def upload(page, data: bytes, name: str = "kunden.xlsx") -> None:
@@ -195,12 +180,11 @@ def test_a_huge_upload_is_refused_by_size(owner, hub, app):
 
 
 def test_import_needs_a_manager_and_a_csrf_token(browser, server, hub):
-    context = browser.new_context(base_url=server)
-    page = context.new_page()
-    login(page, "kasse")
-    assert page.goto("/import").status == 403
-    assert "/import" not in page.eval_on_selector_all("header nav a", "els => els.map(e => e.href)")
-    context.close()
+    with user_page(browser, server, locale=None) as page:
+        login(page, "kasse")
+        assert page.goto("/import").status == 403
+        assert "/import" not in page.eval_on_selector_all("header nav a",
+                                                          "els => els.map(e => e.href)")  # fmt: skip
     anonymous = requests.get(f"{server}/import", allow_redirects=False, timeout=10)
     assert anonymous.status_code == 303 and "/login" in anonymous.headers["location"]
     # a forged post without the session's token changes nothing
@@ -225,11 +209,9 @@ def test_another_users_import_stays_private(owner, hub, browser, server):
     owner.wait_for_url(re.compile(r".*/import/[\w-]+$"))
     url = owner.url
     users.set_user(hub, "chefin", PASSWORD, "manager")
-    context = browser.new_context(base_url=server)
-    page = context.new_page()
-    login(page, "chefin")
-    assert page.goto(url).status == 404
-    context.close()
+    with user_page(browser, server, locale=None) as page:
+        login(page, "chefin")
+        assert page.goto(url).status == 404
 
 
 def test_the_running_page_shows_a_progress_bar_and_refreshes_itself():

@@ -25,9 +25,8 @@ from kiosk.engine import (
     wallet,
 )
 from kiosk.engine.store import Identity, Store
-from tests.support.dashboard import chromium, serve
+from tests.support.dashboard import PASSWORD, chromium, logged_in_state, login, serve, user_page
 
-PASSWORD = "correct horse battery"
 expect.set_options(timeout=15_000)
 
 
@@ -133,29 +132,15 @@ def browser():
         yield b
 
 
-def login(page, name="owner"):
-    page.goto("/login")
-    page.fill("#username", name)
-    page.fill("#password", PASSWORD)
-    page.click("#login")
-    page.wait_for_url("**/")
-
-
 @pytest.fixture(scope="module")
 def owner_state(browser, server):
-    context = browser.new_context(base_url=server)
-    login(context.new_page())
-    state = context.storage_state()
-    context.close()
-    return state
+    return logged_in_state(browser, server)
 
 
 @pytest.fixture
 def owner(browser, server, owner_state):
-    context = browser.new_context(base_url=server, locale="de-DE", storage_state=owner_state)
-    pg = context.new_page()
-    yield pg
-    context.close()
+    with user_page(browser, server, owner_state) as pg:
+        yield pg
 
 
 NEW_PAGES = ("/promotions", "/giftcards", "/wallets", "/display")
@@ -169,12 +154,10 @@ def test_new_pages_are_in_the_menu_and_closed_to_cashiers(owner, browser, server
         assert href in links, href
         assert owner.goto(href).status == 200, href
         assert owner.locator("h1").count() == 1
-    context = browser.new_context(base_url=server)
-    page = context.new_page()
-    login(page, "kasse")
-    for href in NEW_PAGES:
-        assert page.goto(href).status == 403, href
-    context.close()
+    with user_page(browser, server, locale=None) as page:
+        login(page, "kasse")
+        for href in NEW_PAGES:
+            assert page.goto(href).status == 403, href
 
 
 @pytest.mark.browser

@@ -17,13 +17,12 @@ from kiosk.engine import customers, settings
 from kiosk.engine.store import Identity, Store
 from kiosk.sync import SyncClient
 from tests.support.broker import device_config, hub_config, store_broker
-from tests.support.dashboard import chromium, serve
+from tests.support.dashboard import PASSWORD, chromium, login, serve
 
 pytestmark = [pytest.mark.broker, pytest.mark.browser]
 expect.set_options(timeout=15_000)
 
 STORE = "teststore"
-PASSWORD = "correct horse battery"
 
 
 def wait_until(cond, timeout: float = 30.0, what: str = "") -> None:
@@ -60,11 +59,7 @@ def shop(tmp_path_factory):
 def page(shop):
     with chromium() as browser:
         pg = browser.new_context(base_url=shop["url"]).new_page()
-        pg.goto("/login")
-        pg.fill("#username", "owner")
-        pg.fill("#password", PASSWORD)
-        pg.click("#login")
-        pg.wait_for_url("**/")
+        login(pg)
         yield pg
 
 

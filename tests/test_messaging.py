@@ -9,6 +9,7 @@ import pytest
 from kiosk.engine import customers, events, groups, messages_outbox, messaging, settings
 from kiosk.engine.messaging import Filter
 from kiosk.engine.store import Identity, Store
+from tests.support.shop import sell
 
 
 def _customer(store, last, *, email=True, sms=False, **more):
@@ -169,16 +170,6 @@ def test_message_events_replicate_without_duplicates(store, tmp_path):
 
 
 # -- runs that issue vouchers -------------------------------------------------------------------
-from kiosk.engine import catalog, sale  # noqa: E402
-
-
-def _sell(store, customer_id, cents):
-    pid = catalog.save_product(store, f"Ring {cents}", cents)
-    draft = sale.open_draft(store)
-    sale.add_product(store, draft, pid)
-    sale.attach_customer(store, draft, customer_id)
-    sale.add_payment(store, draft, "card", cents)
-    sale.complete(store, draft)
 
 
 def test_gift_voucher_run_preview_then_confirm_once(store, frozen_clock):
@@ -186,9 +177,9 @@ def test_gift_voucher_run_preview_then_confirm_once(store, frozen_clock):
     big = _customer(store, "Viel")
     small = _customer(store, "Wenig")
     for _day in range(3):
-        _sell(store, big["id"], 20_000)
+        sell(store, big["id"], 20_000)
         frozen_clock.advance(days=1)
-    _sell(store, small["id"], 1_000)
+    sell(store, small["id"], 1_000)
     start, end = dt.date(2026, 5, 1), dt.date(2026, 5, 31)
     cands = messaging.voucher_run_preview(store, start, end, min_turnover_cents=10_000, min_visits=2)
     assert [(c.customer_id, c.turnover_cents, c.visits) for c in cands] == [(big["id"], 60_000, 3)]

@@ -10,6 +10,7 @@ from typing import Any
 from tests.support.net import LOOPBACK, free_port, wait_for_port
 
 CHROMIUM = "/usr/bin/chromium"
+PASSWORD = "correct horse battery"  # every test user's password
 
 
 @contextlib.contextmanager
@@ -41,3 +42,33 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+def login(page: Any, name: str = "owner", password: str = PASSWORD, *, wait: bool = True) -> None:
+    """Log in through the form; ``wait`` for the overview (not when the login should fail)."""
+    page.goto("/login")
+    page.fill("#username", name)
+    page.fill("#password", password)
+    page.click("#login")
+    if wait:
+        page.wait_for_url("**/")
+
+
+def logged_in_state(browser: Any, server: str, name: str = "owner") -> dict:
+    """A user's logged-in cookies, made once per module: argon2 is slow on purpose."""
+    context = browser.new_context(base_url=server)
+    login(context.new_page(), name)
+    state = context.storage_state()
+    context.close()
+    return state
+
+
+@contextlib.contextmanager
+def user_page(browser: Any, server: str, state: dict | None = None, *,
+              locale: str | None = "de-DE", **options: Any) -> Iterator[Any]:  # fmt: skip
+    """A page in a browser context of its own (with ``state``: already logged in)."""
+    context = browser.new_context(base_url=server, locale=locale, storage_state=state, **options)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()

@@ -42,6 +42,17 @@ def ean(n: int) -> str:
     return body + catalog.ean_check_digit(body)
 
 
+def sell(store: Store, customer_id: str, cents: int) -> sale.CompletedSale:
+    """A new article at ``cents`` sold to the customer and paid by card: revenue and a visit
+    for the rules that count them (voucher runs, campaign filters)."""
+    pid = catalog.save_product(store, f"Ring {cents}", cents)
+    draft = sale.open_draft(store)
+    sale.add_product(store, draft, pid)
+    sale.attach_customer(store, draft, customer_id)
+    sale.add_payment(store, draft, "card", cents)
+    return sale.complete(store, draft)
+
+
 @dataclass
 class Shop:
     store: Store
