@@ -798,11 +798,10 @@ def _reindex(store: Store, customer_id: str) -> None:
         if rowid is not None:
             store.defer(("customers.reindex", rowid[0]), lambda: _reindex(store, customer_id))
         return
-    cursor = conn.execute("SELECT rowid, * FROM customers WHERE id = ?", [customer_id])
-    values = cursor.fetchone()
-    if values is None:
+    rows = dicts(db, "SELECT rowid, * FROM customers WHERE id = ?", [customer_id])
+    if not rows:
         return
-    row = dict(zip([d[0] for d in cursor.description], values))
+    row = rows[0]
     survivor = resolve(db, customer_id)
     derived = (
         search.phonetic(row["last_name"] or "") or None,

@@ -47,7 +47,7 @@ from kiosk.engine import (
 )  # fmt: skip
 from kiosk.engine.clock import iso, local_date
 from kiosk.engine.promotions import CustomerDiscount, Line
-from kiosk.engine.store import Store, cluster_by_key, register_migrations
+from kiosk.engine.store import Store, cluster_by_key, dicts, register_migrations
 from kiosk.i18n import _
 
 _LOGGER = logging.getLogger(__name__)
@@ -198,14 +198,11 @@ def _now(store: Store) -> str:
 
 
 def _draft_row(store: Store, draft_id: str) -> dict[str, Any]:
-    cur = store.db.conn.execute("SELECT * FROM sale_drafts WHERE id = ?", [draft_id])
-    row = cur.fetchone()
-    if row is None:
+    rows = dicts(store.db, "SELECT * FROM sale_drafts WHERE id = ?", [draft_id])
+    # a done draft was completed; its rows go when the next sale opens
+    if not rows or rows[0]["status"] == "done":
         raise SaleError(_("This sale no longer exists."))
-    out = dict(zip((c[0] for c in cur.description), row))
-    if out["status"] == "done":  # completed; its rows go when the next sale opens
-        raise SaleError(_("This sale no longer exists."))
-    return out
+    return rows[0]
 
 
 def _open_row(store: Store, draft_id: str) -> dict[str, Any]:
