@@ -179,7 +179,10 @@ class KioskApp(App):
             # customer file takes minutes: tell systemd so the start timeout does not kill it.
             sdnotify.notify("EXTEND_TIMEOUT_USEC=900000000\nSTATUS=Opening the database")
             self.store = Store(cfg.db_path, cfg.identity, secret_key=cfg.secret_key())
-            self.store.start_checkpointer()  # WAL checkpoints off the sale's commit
+            from kiosk.engine import search
+
+            # WAL checkpoints off the sale's commit; the search index merged in small steps
+            self.store.start_checkpointer(upkeep=[search.IndexUpkeep()])
         shop = settings.get(self.store, "shop.name")
         self.title = f"{shop} – {_(MODE_TITLES[self.mode])}"
         self.shell = Shell(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from kiosk.engine import customers, events, search
@@ -299,3 +301,99 @@ def test_rebuild_matches_incremental_index(shop):
     with store.transaction():
         assert search.rebuild(store.db) == customers.count(store)
     assert {q: [h.id for h in customers.find(store, q)] for q in queries} == before
+
+
+# -- upkeep: the index merged into one segment ------------------------------------------------
+def _fragment(store, count=60):
+    """Customers created one transaction each, as at a till: every one adds index segments."""
+    ids = [add(store, f"Vorname{i}", ["Meier", "Müller", "Schulz"][i % 3],
+               postcode=f"5{i:04d}")["id"] for i in range(count)]  # fmt: skip
+    for table in search.TABLES:
+        assert search.segments(store.db.conn, table) > 4
+    return ids
+
+
+def _results(store):
+    return {t: [(h.id, h.match) for h in search.run(store.db, t, limit=20)]
+            for t in ("mei", "müller", "vorname1", "vor sch", "5000", "maier")}  # fmt: skip
+
+
+def test_merge_leaves_one_segment_and_the_same_results(file_store):
+    """GIVEN an index written customer by customer WHEN it is merged THEN each table has one
+    segment, every search finds the same, and the time of the merge is recorded."""
+    _fragment(file_store)
+    for batch in range(8):  # and imports: segments of many pages
+        customers.create_many(file_store, [
+            {"first_name": f"Gast{batch}x{i}", "last_name": f"Adler{i}", "city": "Köln"}
+            for i in range(150)])  # fmt: skip
+    before = _results(file_store)
+    assert search.merge(file_store.db.conn, pages=2) > 1  # several bounded steps
+    assert [search.segments(file_store.db.conn, t) for t in search.TABLES] == [1, 1]
+    assert _results(file_store) == before
+    assert file_store.get_meta(search.MERGED_AT)
+    assert not search.merge_step(file_store.db.conn)  # nothing left to do
+    # a customer created after the merge is found as before
+    late = add(file_store, "Zacharias", "Meier")
+    assert late["id"] in [h.id for h in search.run(file_store.db, "zach")]
+
+
+def test_upkeep_merges_on_the_background_thread_while_searches_go_on(file_store):
+    """GIVEN a fragmented index WHEN the store's background thread runs the index upkeep
+    THEN it merges in small steps until one segment is left, and searches keep working."""
+    ids = _fragment(file_store)
+    before = _results(file_store)
+    upkeep = search.IndexUpkeep(max_segments=1, pages=4)
+    file_store.start_checkpointer(every_s=0.02, upkeep=[upkeep])
+    try:
+        deadline = time.monotonic() + 20
+        while file_store.get_meta(search.MERGED_AT) is None:
+            assert time.monotonic() < deadline, "the upkeep never finished"
+            assert len(search.run(file_store.db, "vorname", limit=100)) == len(ids)
+            time.sleep(0.01)
+    finally:
+        file_store.stop_checkpointer()
+    assert [search.segments(file_store.db.conn, t) for t in search.TABLES] == [1, 1]
+    assert _results(file_store) == before and not upkeep.merging
+
+
+def test_upkeep_merges_at_most_once_per_interval(file_store):
+    """GIVEN an index merged a moment ago and fragmented again WHEN the upkeep checks THEN it
+    waits for the interval (the merge rewrites the whole index); once due, it merges."""
+    conn = file_store.db.conn
+    _fragment(file_store)
+    search.merge(conn)
+    _fragment(file_store)
+    fragmented = search.segments(conn, "customer_names")
+    waiting = search.IndexUpkeep(max_segments=1, check_every_s=0)
+    for _ in range(5):
+        waiting(conn)
+    assert not waiting.merging and search.segments(conn, "customer_names") == fragmented
+    due = search.IndexUpkeep(max_segments=1, check_every_s=0, min_interval_s=0, pages=1024)
+    due(conn)
+    while due.merging:
+        due(conn)
+    assert search.segments(conn, "customer_names") == 1
+    # below the threshold nothing is merged however old the last merge is
+    quiet = search.IndexUpkeep(max_segments=100, check_every_s=0, min_interval_s=0)
+    _fragment(file_store, 30)
+    count = search.segments(conn, "customer_names")
+    quiet(conn)
+    assert not quiet.merging and search.segments(conn, "customer_names") == count
+
+
+def test_a_failing_upkeep_task_is_logged_and_tried_again(file_store, caplog):
+    calls = []
+
+    def broken(conn):
+        calls.append(conn)
+        raise RuntimeError("disk on fire")
+
+    file_store.start_checkpointer(every_s=0.01, upkeep=[broken])
+    try:
+        deadline = time.monotonic() + 10
+        while len(calls) < 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        file_store.stop_checkpointer()
+    assert "upkeep task" in caplog.text and "disk on fire" in caplog.text

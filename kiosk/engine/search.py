@@ -30,11 +30,14 @@ dense prefixes find their first rows at once.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
+import sqlite3
+import time
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -274,6 +277,110 @@ def rebuild(db) -> int:
     return count
 
 
+# -- upkeep: one segment per index ---------------------------------------------------------
+# FTS5 writes each transaction's changes as a new segment and merges them only in groups
+# (automerge), so an index written customer by customer keeps 10 to 20 segments, and every
+# query looks each term up in each of them. Merged into one, a search costs about half
+# (bench/customer_search.py prints both).
+TABLES = ("customer_fts", "customer_names")
+# FTS5 %_data rowids are segment id << 37 | doclist-index flag, height, page (fts5Int.h).
+_SEGMENT_SHIFT = 37
+MERGED_AT = "search.merged_at"  # meta key: when the index was last merged into one segment
+
+
+def segments(conn: sqlite3.Connection, table: str) -> int:
+    """How many segments an index table has: one B-tree seek per segment."""
+    count, segid = 0, 1  # segment id 0 holds the structure record, not a segment
+    while True:
+        row = conn.execute(
+            f"SELECT id >> {_SEGMENT_SHIFT} FROM {table}_data WHERE id >= ? ORDER BY id LIMIT 1",
+            [segid << _SEGMENT_SHIFT],
+        ).fetchone()
+        if row is None:
+            return count
+        count, segid = count + 1, row[0] + 1
+
+
+def merge_step(conn: sqlite3.Connection, pages: int = 128) -> bool:
+    """Merge both index tables towards one segment, writing about ``pages`` pages each.
+
+    Returns whether work was done; call again until it returns False. Each call is its own
+    short write (autocommit), so sales go on between steps.
+    """
+    worked = False
+    for table in TABLES:
+        before = conn.total_changes
+        # a negative page count merges across levels, down to a single segment
+        conn.execute(f"INSERT INTO {table}({table}, rank) VALUES ('merge', ?)", [-pages])
+        worked |= conn.total_changes - before >= 2  # FTS5's documented "work was done" test
+    return worked
+
+
+def merge(conn: sqlite3.Connection, pages: int = 1024) -> int:
+    """Merge the index into one segment per table at once; returns the steps taken."""
+    steps = 0
+    while merge_step(conn, pages):
+        steps += 1
+    _record_merge(conn)
+    return steps
+
+
+def _record_merge(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES (?, ?)"
+        " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [MERGED_AT, dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")],
+    )
+
+
+class IndexUpkeep:
+    """Keeps the search index in few segments: an upkeep task for Store.start_checkpointer.
+
+    Every ``check_every_s`` it counts the segments; with more than ``max_segments`` and no merge
+    in the last ``min_interval_s`` (the whole index is rewritten: about 190 MB for a million
+    customers, so at most once a day), it merges one step of ``pages`` pages per call, one
+    call per checkpoint round, until one segment is left.
+    """
+
+    def __init__(
+        self,
+        max_segments: int = 4,
+        check_every_s: float = 600.0,
+        min_interval_s: float = 20 * 3600.0,
+        pages: int = 128,
+    ) -> None:
+        self.max_segments = max_segments
+        self.check_every_s = check_every_s
+        self.min_interval = dt.timedelta(seconds=min_interval_s)
+        self.pages = pages
+        self.merging = False
+        self._next_check = 0.0
+
+    def __call__(self, conn: sqlite3.Connection) -> None:
+        if not self.merging:
+            now = time.monotonic()
+            if now < self._next_check:
+                return
+            self._next_check = now + self.check_every_s
+            if not self._due(conn):
+                return
+            _LOGGER.info("merging the search index into one segment per table")
+            self.merging = True
+        if not merge_step(conn, self.pages):
+            self.merging = False
+            _record_merge(conn)
+            _LOGGER.info("search index merged")
+
+    def _due(self, conn: sqlite3.Connection) -> bool:
+        if max(segments(conn, table) for table in TABLES) <= self.max_segments:
+            return False
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", [MERGED_AT]).fetchone()
+        if row is None:
+            return True
+        last = dt.datetime.fromisoformat(row[0])
+        return dt.datetime.now(dt.timezone.utc) - last >= self.min_interval
+
+
 # -- queries -----------------------------------------------------------------------------------------
 _HIT_COLUMNS = (
     "id, customer_no, first_name, last_name, company, postcode, city,"
@@ -374,146 +481,166 @@ def build_query(text: str) -> Query | None:
                  phone_prefix)
 
 
-def _rowids(db, table: str, expr: str, limit: int) -> list[int]:
-    return [
-        r[0]
-        for r in db.execute(
-            f"SELECT rowid FROM {table} WHERE {table} MATCH ? ORDER BY rowid DESC LIMIT ?",
-            [expr, limit],
-        )
-    ]
+# One arm per tier, in tier order: (tier, FROM/WHERE clause with one parameter). Each arm
+# streams its rows newest first (FTS5 walks rowids backwards for free), joined to the row
+# the list shows.
+_LIVE = "c.merged_into IS NULL AND c.erased_at IS NULL"
+_FTS_ARM = (
+    "SELECT * FROM (SELECT {tier}, c.rowid, {columns} FROM {table} f"
+    " CROSS JOIN customers c ON c.rowid = f.rowid"
+    " WHERE {table} MATCH ? AND {live} ORDER BY f.rowid)"
+)
+_PHONE_ARM = (
+    "SELECT {tier}, c.rowid, {columns} FROM customers c"
+    " WHERE c.{column} >= ? AND c.{column} < ? AND {live}"
+)
+_COLUMNS = ", ".join(f"c.{name.strip()}" for name in _HIT_COLUMNS.split(","))
+_OTHER, _PHONETIC = MATCHES.index("other"), MATCHES.index("phonetic")
 
 
-def _phone_rowids(db, prefix: str, limit: int) -> list[int]:
-    """Customers whose mobile or phone starts with the E.164 ``prefix`` (index range scans)."""
-    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    out: list[int] = []
-    for column in ("mobile", "phone"):
-        rows = db.execute(
-            f"SELECT rowid FROM customers WHERE {column} >= ? AND {column} < ?"
-            " AND merged_into IS NULL AND erased_at IS NULL LIMIT ?",
-            [prefix, upper, limit],
-        )  # fmt: skip
-        out += [r[0] for r in rows if r[0] not in out]
-        if len(out) >= limit:
-            break
-    return out[:limit]
+@lru_cache(maxsize=64)
+def _sql(arms: tuple[tuple[int, str], ...]) -> str:
+    """The compound SELECT of ``arms`` (tier, table or phone column); a handful of shapes exist."""
+    parts = []
+    for tier, kind in arms:
+        if kind in ("mobile", "phone"):
+            parts.append(_PHONE_ARM.format(tier=tier, columns=_COLUMNS, column=kind, live=_LIVE))
+        else:
+            parts.append(_FTS_ARM.format(tier=tier, columns=_COLUMNS, table=kind, live=_LIVE))
+    return "\nUNION ALL ".join(parts)
 
 
-def _exact_numbers(db, text: str) -> list[int]:
-    """Customers whose customer number, card number or e-mail is exactly ``text`` (B-tree)."""
+Arm = tuple[tuple[int, str], tuple[str, ...]]  # (tier, table or phone column), parameters
+
+
+def _arms(query: Query) -> list[Arm]:
+    """The arms to stream for ``query``, best tier first."""
+    arms: list[Arm] = []
+    for match, expr in (
+        ("last_name", query.exact_last),
+        ("last_name_prefix", query.last_prefix),
+        ("name", query.names),
+    ):
+        if expr is not None:
+            arms.append(((MATCHES.index(match), "customer_names"), (expr,)))
+    if query.broad_words is not None:  # enough whole-word hits fill the page at once
+        arms.append(((_OTHER, "customer_fts"), (query.broad_words,)))
+    if query.phone_prefix is not None:
+        prefix = query.phone_prefix
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        for column in ("mobile", "phone"):
+            arms.append(((_OTHER, column), (prefix, upper)))
+    arms.append(((_OTHER, "customer_fts"), (query.broad,)))
+    if query.phonetic is not None:
+        arms.append(((_PHONETIC, "customer_names"), (query.phonetic,)))
+    return arms
+
+
+_EXACT_SQL = (
+    f"SELECT c.rowid, {_COLUMNS} FROM ("
+    " SELECT id AS cid FROM customers WHERE customer_no = ?1"
+    " UNION ALL SELECT customer_id FROM customer_cards WHERE card_no = ?1"
+    " UNION ALL SELECT id FROM customers WHERE email_key = ?2) x"
+    " LEFT JOIN customer_redirects r ON r.loser = x.cid"
+    f" JOIN customers c ON c.id = coalesce(r.survivor, x.cid) WHERE {_LIVE}"
+)
+
+
+def _exact_numbers(db, text: str) -> list[tuple]:
+    """Customers whose customer number, card number or e-mail is exactly ``text`` (B-tree).
+
+    An old receipt or card may name a customer merged away: the redirect leads to the survivor.
+    """
     text = text.strip()
     if _NUMBER_RE.match(text):
-        sqls = [
-            ("SELECT id FROM customers WHERE customer_no = ?", text),
-            ("SELECT customer_id FROM customer_cards WHERE card_no = ?", text),
-        ]
-    elif "@" in text and " " not in text:
-        sqls = [("SELECT id FROM customers WHERE email_key = ?", text.lower())]
-    else:
-        return []
-    rowids: list[int] = []
-    for sql, arg in sqls:
-        for (customer_id,) in db.execute(sql, [arg]).fetchall():
-            # an old receipt or card may name a customer merged away: follow the redirect
-            row = db.execute(
-                "SELECT rowid FROM customers WHERE id = coalesce("
-                "(SELECT survivor FROM customer_redirects WHERE loser = ?), ?)",
-                [customer_id, customer_id],
-            ).fetchone()
-            if row and row[0] not in rowids:
-                rowids.append(row[0])
-    return rowids
+        return db.conn.execute(_EXACT_SQL, [text, None]).fetchall()
+    if "@" in text and " " not in text:
+        return db.conn.execute(_EXACT_SQL, [None, text.lower()]).fetchall()
+    return []
 
 
-def _fetch(db, rowids: list[int]) -> dict[int, Hit]:
-    """Load the display rows of live customers, in one query per 500 ids."""
-    out: dict[int, Hit] = {}
-    for start in range(0, len(rowids), 500):
-        chunk = rowids[start : start + 500]
-        marks = ", ".join("?" for _ in chunk)
-        for rowid, *values in db.execute(
-            f"SELECT rowid, {_HIT_COLUMNS} FROM customers WHERE rowid IN ({marks})"
-            " AND merged_into IS NULL AND erased_at IS NULL",
-            chunk,
-        ):
-            out[rowid] = Hit(*values)
-    return out
-
-
-def _classify(hit: Hit, tokens: tuple[str, ...]) -> str:
-    """Which name tier a prefix match belongs to (the tiers' SQL, replayed on one row)."""
-    last = _words(hit.last_name)
-    names = last + _words(hit.first_name, hit.company)
-    if not all(any(w.startswith(t) for w in names) for t in tokens):
-        return "other"
-    if any(t in last for t in tokens):
-        return "last_name"
-    if any(w.startswith(t) for t in tokens for w in last):
-        return "last_name_prefix"
-    return "name"
+@lru_cache(maxsize=65536)
+def _sort_key(text: str | None) -> list[str]:
+    return fold(text or "")
 
 
 def _alphabetical(hit: Hit) -> tuple:
-    return (fold(hit.last_name or hit.company or ""), fold(hit.first_name or ""), hit.customer_no)
+    return (_sort_key(hit.last_name or hit.company), _sort_key(hit.first_name), hit.customer_no)
+
+
+def _classify(last_name: str | None, other: tuple[str | None, ...], tokens: tuple[str, ...]) -> int:
+    """The name tier of a broad match: the name tiers' SQL, replayed on one row."""
+    last = _words(last_name)
+    names = last + _words(*other)
+    if not all(any(w.startswith(t) for w in names) for t in tokens):
+        return _OTHER
+    if any(t in last for t in tokens):
+        return MATCHES.index("last_name")
+    if any(w.startswith(t) for t in tokens for w in last):
+        return MATCHES.index("last_name_prefix")
+    return MATCHES.index("name")
+
+
+def _read(db, arms: list[Arm], seen: set[int], want: int) -> list[tuple]:
+    """Up to ``want`` rows (tier, rowid, *columns) of ``arms`` whose rowid is not in ``seen``.
+
+    The arms stream in order and reading stops once ``want`` rows are in: later, broader arms
+    never run when the early ones fill the page.
+    """
+    rows: list[tuple] = []
+    if not arms or want <= 0:
+        return rows
+    sql = _sql(tuple(arm for arm, _params in arms))
+    cursor = db.conn.execute(sql, [p for _arm, params in arms for p in params])
+    try:
+        for row in cursor:
+            if row[1] not in seen:
+                seen.add(row[1])
+                rows.append(row)
+                if len(rows) >= want:
+                    break
+    finally:
+        cursor.close()  # ends the read at once, also when the page filled early
+    return rows
 
 
 def run(db, text: str, limit: int = 20, candidates: int | None = None) -> list[Hit]:
     """Search customers as the cashier types; at most ``limit`` hits, best tier first.
 
-    ``candidates`` is accepted for older callers and ignored: the tiers fetch what they need.
+    Sparse texts (most texts of four or more characters) cost one statement: the broad arms
+    return every match, sorted into tiers here. Dense ones stream the tiers as one compound
+    SELECT that stops when the page is full.
+    ``candidates`` is accepted for older callers and ignored.
     """
     del candidates
     if limit <= 0:
         return []
-    tiers: dict[str, list[int]] = {m: [] for m in MATCHES}
+    tiers: list[list[Hit]] = [[] for _ in MATCHES]
     seen: set[int] = set()
-
-    def add(match: str, rowids: Iterable[int]) -> None:
-        for rowid in rowids:
-            if rowid not in seen and len(seen) < limit:
-                seen.add(rowid)
-                tiers[match].append(rowid)
-
-    exact = _exact_numbers(db, text)
-    add("exact", exact)
+    for rowid, *values in _exact_numbers(db, text):
+        if rowid not in seen and len(seen) < limit:
+            seen.add(rowid)
+            tiers[0].append(Hit(*values, match="exact"))
     query = build_query(text)
-    if query is not None and not (exact and len(text.strip()) >= SCAN_MIN_LEN):
-        broad = []
-        if query.broad_words is not None:  # enough whole-word hits fill the page at once
-            broad = _rowids(db, "customer_fts", query.broad_words, limit + 1)
-        if len(broad) <= limit and query.phone_prefix is not None:
-            broad = _phone_rowids(db, query.phone_prefix, limit + 1)
-        if len(broad) <= limit:
-            broad = _rowids(db, "customer_fts", query.broad, limit + 1)
-        if len(broad) <= limit or query.names is None:
-            # Every match is in hand (or no name tier applies): sort it into tiers below.
-            add("other", broad)
+    if query is not None and not (seen and len(text.strip()) >= SCAN_MIN_LEN):
+        arms = _arms(query)
+        if query.names is not None and len(query.tokens) > 1:
+            # Each name tier of several words repeats their AND, which is the costly part. The
+            # "other" arms hold every name-tier match as well: when they hold no more than a
+            # page (most texts of several words), every match is in hand and is tiered here.
+            broad = [arm for arm in arms if arm[0][0] == _OTHER]
+            phonetic = [arm for arm in arms if arm[0][0] == _PHONETIC]
+            before = set(seen)
+            rows = _read(db, broad, seen, limit - len(seen) + 1)
+            if len(seen) <= limit:
+                tokens = query.tokens
+                rows = [(_classify(r[5], (r[4], r[6]), tokens), *r[1:]) for r in rows]
+                rows += _read(db, phonetic, seen, limit - len(seen))
+            else:  # more than a page: the tiers decide which rows show
+                seen = before
+                rows = _read(db, arms, seen, limit - len(seen))
         else:
-            for match, expr in (
-                ("last_name", query.exact_last),
-                ("last_name_prefix", query.last_prefix),
-                ("name", query.names),
-            ):
-                if len(seen) < limit:
-                    add(match, _rowids(db, "customer_names", expr, limit + len(seen)))
-            if len(seen) < limit:
-                rest = [r for r in broad if r not in seen]
-                if len(rest) < limit - len(seen):
-                    rest = _rowids(db, "customer_fts", query.broad, limit + len(seen) + 1)
-                add("other", rest)
-        if query.phonetic and len(seen) < limit:
-            add("phonetic", _rowids(db, "customer_names", query.phonetic, limit + len(seen)))
-    hits = _fetch(db, [r for rowids in tiers.values() for r in rowids])
-    tokens = query.tokens if query else ()
-    ranked: dict[str, list[Hit]] = {m: [] for m in MATCHES}
-    for tier, rowids in tiers.items():
-        for rowid in rowids:
-            hit = hits.get(rowid)
-            if hit is None:
-                continue
-            match = tier
-            if tier == "other" and query is not None and query.names is not None:
-                match = _classify(hit, tokens)
-            ranked[match].append(replace(hit, match=match, fuzzy=match == "phonetic"))
-    return [hit for match in MATCHES for hit in sorted(ranked[match], key=_alphabetical)]
+            rows = _read(db, arms, seen, limit - len(seen))
+        for tier, _rowid, *values in rows:
+            tiers[tier].append(Hit(*values, fuzzy=tier == _PHONETIC, match=MATCHES[tier]))
+    return [hit for tier in tiers for hit in sorted(tier, key=_alphabetical)]

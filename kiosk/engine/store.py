@@ -13,7 +13,7 @@ import re
 import secrets
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,7 +198,12 @@ class Store:
     _checkpointer: threading.Thread | None = None
     _checkpoint_stop: threading.Event | None = None
 
-    def start_checkpointer(self, every_s: float = 0.5, restart_bytes: int = 16 << 20) -> None:
+    def start_checkpointer(
+        self,
+        every_s: float = 0.5,
+        restart_bytes: int = 16 << 20,
+        upkeep: Iterable[Callable[[sqlite3.Connection], None]] = (),
+    ) -> None:
         """Checkpoint the WAL from a background thread instead of inside commits.
 
         SQLite's automatic checkpoint runs in whichever commit crosses 1000 pages, which makes
@@ -212,6 +217,11 @@ class Store:
         Once the WAL is larger than ``restart_bytes`` the thread therefore follows with a
         RESTART checkpoint: it copies the few frames the PASSIVE one left (writers wait for
         that moment) and the next commit writes the WAL from its start again.
+
+        Each ``upkeep`` task is called with the thread's connection (autocommit) after every
+        checkpoint round: housekeeping that writes in small steps off the UI thread, such as
+        merging the search index (search.IndexUpkeep). A task that fails is logged and
+        called again next round.
         """
         if self.path is None or self._checkpointer is not None:
             return
@@ -220,8 +230,10 @@ class Store:
         path = self.path
         page_size = self.db.execute("PRAGMA page_size").fetchone()[0]
 
+        tasks = list(upkeep)
+
         def run() -> None:
-            con = sqlite3.connect(str(path), timeout=10)
+            con = sqlite3.connect(str(path), timeout=10, isolation_level=None)
             try:
                 while not stop.wait(every_s):
                     try:
@@ -231,6 +243,13 @@ class Store:
                             con.execute("PRAGMA wal_checkpoint(RESTART)")
                     except sqlite3.Error:  # busy or closing: the next round tries again
                         pass
+                    for task in tasks:
+                        if stop.is_set():
+                            break
+                        try:
+                            task(con)
+                        except Exception:
+                            _LOGGER.exception("upkeep task %r failed", task)
                 con.execute("PRAGMA wal_checkpoint(PASSIVE)")
             finally:
                 con.close()

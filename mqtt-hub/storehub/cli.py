@@ -41,6 +41,7 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from kiosk.config import HubConfig
+    from kiosk.engine import search
     from kiosk.engine.store import Identity, Store
     from kiosk.sync_protocol import HUB
     from storehub.hub import Hub
@@ -53,7 +54,8 @@ def _run(args: argparse.Namespace) -> int:
     args.db.parent.mkdir(parents=True, exist_ok=True)
     key = args.secret_key_file.read_bytes().strip() if args.secret_key_file else None
     store = Store(args.db, Identity(args.store, HUB, 99), secret_key=key)
-    store.start_checkpointer()  # WAL checkpoints off the ingest path
+    # WAL checkpoints off the ingest path; the dashboard's search index merged in small steps
+    store.start_checkpointer(upkeep=[search.IndexUpkeep()])
     cfg = HubConfig(host=args.host, port=args.port, username=args.username,
                     password_file=args.password_file)  # fmt: skip
     hub = Hub(store, cfg)
