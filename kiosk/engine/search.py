@@ -488,9 +488,9 @@ def build_query(text: str) -> Query | None:
                  phone_prefix)
 
 
-# One arm per tier, in tier order: (tier, FROM/WHERE clause with one parameter). Each arm
-# streams its rows newest first (FTS5 walks rowids backwards for free), joined to the row
-# the list shows.
+# One SELECT per tier (an "arm"), compounded with UNION ALL in tier order. Each arm streams
+# its rows in rowid order (no sort: FTS5 and the phone indexes deliver them so), joined to
+# the row the list shows.
 _LIVE = "c.merged_into IS NULL AND c.erased_at IS NULL"
 _FTS_ARM = (
     "SELECT * FROM (SELECT {tier}, c.rowid, {columns} FROM {table} f"
