@@ -12,7 +12,9 @@ fragment, a city or a misspelt name, 2 to 6 characters at a time, or scans a car
 customer number. Every text is timed through ``customers.find`` (the till's call, returning
 the rows it displays) and as the bare FTS5 query
 ``SELECT rowid FROM customer_fts WHERE customer_fts MATCH ? LIMIT 20`` with the same folded
-prefix tokens. Goal: p95 ≤ 5 ms on 2 cores, within 2× of bare FTS5.
+prefix tokens. Goal: p95 ≤ 5 ms on 2 cores, within 2× of bare FTS5. For reference it also
+times that query loading the 20 rows the till lists ("bare FTS5 + rows"), the least any
+search has to do to show them.
 
 Before timing, the index is merged into one segment per table, as the device's index upkeep
 (``search.IndexUpkeep``) keeps it; ``--no-merge`` measures the index as the build left it
@@ -41,6 +43,14 @@ from kiosk.sample_data import ascii_fold, generate  # noqa: E402
 OUT = Path(__file__).resolve().parent / "out"
 IDENTITY = Identity("bench", "till-1", 1)
 BARE_SQL = "SELECT rowid FROM customer_fts WHERE customer_fts MATCH ? LIMIT 20"
+# The same MATCH, also loading the columns the till lists: the least any search must do to
+# show 20 customers. Printed for reference; the goal is set against BARE_SQL.
+ROWS_SQL = (
+    "SELECT c.rowid, c.id, c.customer_no, c.first_name, c.last_name, c.company, c.postcode,"
+    " c.city, c.birth_date, c.email, c.phone, c.mobile, c.observation"
+    " FROM customer_fts f CROSS JOIN customers c ON c.rowid = f.rowid"
+    " WHERE customer_fts MATCH ? LIMIT 20"
+)
 
 
 def _files(path: Path) -> list[Path]:
@@ -215,14 +225,15 @@ def main() -> int:
     def engine(text: str) -> int:
         return len(customers.find(store, text))
 
-    def bare(text: str) -> int:
+    def bare(text: str, sql: str = BARE_SQL) -> int:
         expr = bare_expr(text)
-        return len(conn.execute(BARE_SQL, [expr]).fetchall()) if expr else 0
+        return len(conn.execute(sql, [expr]).fetchall()) if expr else 0
 
     for _kind, text in queries:  # warm-up: page cache, statement cache, lru caches
         engine(text)
         bare(text)
-    times: dict[str, list[float]] = {"engine": [], "bare": []}
+        bare(text, ROWS_SQL)
+    times: dict[str, list[float]] = {"engine": [], "bare": [], "rows": []}
     by_kind: dict[str, list[float]] = defaultdict(list)
     hits = Counter()
     clock = time.perf_counter_ns
@@ -233,8 +244,11 @@ def main() -> int:
             t1 = clock()
             bare(text)
             t2 = clock()
+            bare(text, ROWS_SQL)
+            t3 = clock()
             times["engine"].append((t1 - t0) / 1e6)
             times["bare"].append((t2 - t1) / 1e6)
+            times["rows"].append((t3 - t2) / 1e6)
             by_kind[kind].append((t1 - t0) / 1e6)
             hits["hits"] += n
             hits["empty"] += n == 0
@@ -247,12 +261,13 @@ def main() -> int:
         f"{'7+' if n == 7 else n}: {c}" for n, c in sorted(lengths.items())))  # fmt: skip
     print(f"hits per query {hits['hits'] / runs:.1f}, empty {hits['empty'] / runs:.1%}")
     print(f"{'':18}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}   (ms)")
-    for name in ("engine", "bare"):
+    labels = {"engine": "customers.find", "bare": "bare FTS5", "rows": "bare FTS5 + rows"}
+    for name, label in labels.items():
         v = times[name]
-        label = "customers.find" if name == "engine" else "bare FTS5"
         print(f"{label:18}{pct(v, 50):9.3f}{pct(v, 95):9.3f}{pct(v, 99):9.3f}{max(v):9.3f}")
-    e, b = times["engine"], times["bare"]
-    print(f"{'ratio':18}" + "".join(f"{pct(e, p) / pct(b, p):9.2f}" for p in (50, 95, 99)))
+    e, b, r = times["engine"], times["bare"], times["rows"]
+    print(f"{'ratio (goal ≤ 2)':18}" + "".join(f"{pct(e, p) / pct(b, p):9.2f}" for p in (50, 95, 99)))
+    print(f"{'ratio to + rows':18}" + "".join(f"{pct(e, p) / pct(r, p):9.2f}" for p in (50, 95, 99)))
     print("customers.find by kind (p50 / p95 ms):")
     for kind, v in sorted(by_kind.items(), key=lambda kv: -pct(kv[1], 95)):
         print(f"  {kind:14}{pct(v, 50):8.3f}{pct(v, 95):8.3f}")

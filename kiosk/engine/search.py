@@ -571,8 +571,13 @@ def _sort_key(text: str | None) -> list[str]:
     return fold(text or "")
 
 
-def _alphabetical(hit: Hit) -> tuple:
-    return (_sort_key(hit.last_name or hit.company), _sort_key(hit.first_name), hit.customer_no)
+_RANK = {match: i for i, match in enumerate(MATCHES)}
+
+
+def _listed(hit: Hit) -> tuple:
+    """The list's order: tier by tier, alphabetically inside a tier."""
+    return (_RANK[hit.match], _sort_key(hit.last_name or hit.company), _sort_key(hit.first_name),
+            hit.customer_no)  # fmt: skip
 
 
 def _classify(last_name: str | None, other: tuple[str | None, ...], tokens: tuple[str, ...]) -> int:
@@ -622,12 +627,12 @@ def run(db, text: str, limit: int = 20, candidates: int | None = None) -> list[H
     del candidates
     if limit <= 0:
         return []
-    tiers: list[list[Hit]] = [[] for _ in MATCHES]
+    hits: list[Hit] = []
     seen: set[int] = set()
     for rowid, *values in _exact_numbers(db, text):
         if rowid not in seen and len(seen) < limit:
             seen.add(rowid)
-            tiers[0].append(Hit(*values, match="exact"))
+            hits.append(Hit(*values, match="exact"))
     query = build_query(text)
     if query is not None and not (seen and len(text.strip()) >= SCAN_MIN_LEN):
         arms = _arms(query)
@@ -648,6 +653,7 @@ def run(db, text: str, limit: int = 20, candidates: int | None = None) -> list[H
                 rows = _read(db, arms, seen, limit - len(seen))
         else:
             rows = _read(db, arms, seen, limit - len(seen))
-        for tier, _rowid, *values in rows:
-            tiers[tier].append(Hit(*values, fuzzy=tier == _PHONETIC, match=MATCHES[tier]))
-    return [hit for tier in tiers for hit in sorted(tier, key=_alphabetical)]
+        make = Hit._make
+        hits += [make((*row[2:], row[0] == _PHONETIC, MATCHES[row[0]])) for row in rows]
+    hits.sort(key=_listed)
+    return hits
