@@ -580,10 +580,16 @@ def _listed(hit: Hit) -> tuple:
             hit.customer_no)  # fmt: skip
 
 
-def _classify(last_name: str | None, other: tuple[str | None, ...], tokens: tuple[str, ...]) -> int:
-    """The name tier of a broad match: the name tiers' SQL, replayed on one row."""
-    last = _words(last_name)
-    names = last + _words(*other)
+@lru_cache(maxsize=65536)
+def _name_words(value: str | None) -> tuple[str, ...]:
+    return tuple(_words(value))
+
+
+def _classify(row: tuple, tokens: tuple[str, ...]) -> int:
+    """The name tier of a broad match (an arm's row): the name tiers' SQL, replayed on it."""
+    first_name, last_name, company = row[4:7]
+    last = _name_words(last_name)
+    names = last + _name_words(first_name) + _name_words(company)
     if not all(any(w.startswith(t) for w in names) for t in tokens):
         return _OTHER
     if any(t in last for t in tokens):
@@ -646,7 +652,7 @@ def run(db, text: str, limit: int = 20, candidates: int | None = None) -> list[H
             rows = _read(db, broad, seen, limit - len(seen) + 1)
             if len(seen) <= limit:
                 tokens = query.tokens
-                rows = [(_classify(r[5], (r[4], r[6]), tokens), *r[1:]) for r in rows]
+                rows = [(_classify(r, tokens), *r[1:]) for r in rows]
                 rows += _read(db, phonetic, seen, limit - len(seen))
             else:  # more than a page: the tiers decide which rows show
                 seen = before
