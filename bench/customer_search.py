@@ -209,11 +209,20 @@ def main() -> int:
     conn = db.conn
     counts = [search.segments(conn, t) for t in search.TABLES]
     if args.merge and max(counts) > 1:
-        # what the device's upkeep (search.IndexUpkeep) does in small steps when it is due
-        started = time.perf_counter()
-        steps = search.merge(conn)
-        print(f"index merged as the upkeep does: {time.perf_counter() - started:.1f} s "
-              f"in {steps} steps")  # fmt: skip
+        # what the device's upkeep (search.IndexUpkeep) does when it is due, step by step;
+        # a sale that commits during a step waits for it
+        print(f"index segments as built: {counts[0]}, {counts[1]}")
+        pages = search.IndexUpkeep().pages
+        steps: list[float] = []
+        while True:
+            t0 = time.perf_counter()
+            worked = search.merge_step(conn, pages)
+            steps.append((time.perf_counter() - t0) * 1000)
+            if not worked:
+                break
+        print(f"index merged as the upkeep does: {sum(steps) / 1000:.1f} s in {len(steps)} "
+              f"steps of {pages} pages; step p50 {pct(steps, 50):.1f} ms, "
+              f"p95 {pct(steps, 95):.1f} ms, max {max(steps):.1f} ms")  # fmt: skip
     print("index segments: " + ", ".join(
         f"{t} {search.segments(conn, t)}" for t in search.TABLES)
         + ("" if args.merge else " (not merged: --no-merge)"))  # fmt: skip

@@ -352,7 +352,7 @@ class IndexUpkeep:
         max_segments: int = 4,
         check_every_s: float = 600.0,
         min_interval_s: float = 20 * 3600.0,
-        pages: int = 128,
+        pages: int = 64,  # a step holds the write lock for about 15 ms; a sale waits that long
     ) -> None:
         self.max_segments = max_segments
         self.check_every_s = check_every_s
