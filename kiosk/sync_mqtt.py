@@ -75,6 +75,11 @@ def make_client(
         inbox.put(Inbound("down", payload=str(reason_code).encode()))
 
     def on_message(_cl, _userdata, msg: mqtt.MQTTMessage) -> None:
+        # amqtt (the demo's embedded broker) hands a connecting client the retained messages of
+        # every topic anyone subscribed to; Mosquitto does not. Keep only what we asked for.
+        if not any(matches(sub, msg.topic) for sub in subs):
+            _LOGGER.debug("%s: dropped a message on %s: not subscribed", client_id, msg.topic)
+            return
         inbox.put(Inbound("msg", msg.topic, msg.payload, bool(msg.retain)))
 
     client.on_connect = on_connect

@@ -58,8 +58,17 @@ class EmbeddedBroker:
             return
         self._started.set()
         loop.run_forever()
-        loop.run_until_complete(self._broker.shutdown())
-        loop.close()
+        try:
+            loop.run_until_complete(self._broker.shutdown())
+        finally:
+            # client handlers still running would be torn down by the garbage collector after
+            # the loop is closed (ResourceWarnings); end them while the loop still runs
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
 
     def stop(self) -> None:
         if self._loop and self._thread and self._thread.is_alive():
