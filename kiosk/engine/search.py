@@ -567,8 +567,8 @@ def _exact_numbers(db, text: str) -> list[tuple]:
 
 
 @lru_cache(maxsize=65536)
-def _sort_key(text: str | None) -> list[str]:
-    return fold(text or "")
+def _sort_key(text: str | None) -> tuple[str, ...]:
+    return tuple(fold(text or ""))
 
 
 _RANK = {match: i for i, match in enumerate(MATCHES)}
