@@ -294,6 +294,44 @@ def test_migration_rebuilds_an_index_of_the_first_layout(file_store, identity):
     s.db = reopened.db  # the fixture closes it again
 
 
+def test_migration_marks_the_last_names_of_an_existing_index(shop, identity):
+    """GIVEN an index of the second layout (plain last-name words in the last-name column)
+    WHEN the store opens THEN the last names are re-indexed marked, the name tiers rank as
+    before, and the other index table is left as it was."""
+    store, p = shop
+    db = store.db
+    before = {t: [(h.id, h.match) for h in customers.find(store, t)]
+              for t in ("meier", "mül tho", "anna", "hoffmann", "yilmaz")}  # fmt: skip
+    fts = db.execute("SELECT rowid, * FROM customer_fts ORDER BY rowid").fetchall()
+    with store.transaction():
+        rows = db.execute("SELECT rowid, last, other, phon FROM customer_names").fetchall()
+        db.execute("DELETE FROM customer_names")
+        for rowid, last, other, phon in rows:  # as m002 wrote them
+            plain = [w[1:] for w in last.split()]
+            rest = [w for w in other.split() if w not in plain]
+            db.execute("INSERT INTO customer_names (rowid, last, other, phon) VALUES (?, ?, ?, ?)",
+                       [rowid, " ".join(plain), " ".join(rest), phon])  # fmt: skip
+        db.execute("DELETE FROM _sqlite_migrations WHERE migration_set = 'kiosk.search'"
+                   " AND name = 'm003_marked_last_names'")  # fmt: skip
+    path = store.path
+    store.close()
+    reopened = Store(path, identity)
+    try:
+        last = reopened.db.execute(
+            "SELECT last FROM customer_names WHERE rowid = ?",
+            [reopened.db.execute("SELECT rowid FROM customers WHERE id = ?",
+                                 [p["thomas"]["id"]]).fetchone()[0]],
+        ).fetchone()[0]  # fmt: skip
+        assert last.split() == [search.LAST_MARK + "mueller", search.LAST_MARK + "muller"]
+        after = {t: [(h.id, h.match) for h in customers.find(reopened, t)] for t in before}
+        assert after == before
+        assert reopened.db.execute(
+            "SELECT rowid, * FROM customer_fts ORDER BY rowid").fetchall() == fts  # fmt: skip
+    finally:
+        reopened.close()
+    store.db = reopened.db  # the fixture closes it again
+
+
 def test_rebuild_matches_incremental_index(shop):
     store, _p = shop
     queries = ("mül", "meier", "köln", "0171", "5", "anna", "thomas.m", "yil")

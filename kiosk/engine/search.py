@@ -15,8 +15,10 @@ than backwards) and the page shows them alphabetically.
 
 Two FTS5 tables hold the index, both rebuilt from the customer row by :func:`index`:
 ``customer_fts`` has every searchable token (detail=none: smallest and fastest), and
-``customer_names`` only name words and their phonetic codes, with columns, so the name tiers
-never wade through the postcodes and e-mail domains that a whole shop shares. Words are
+``customer_names`` only name words and their phonetic codes, so the name tiers never wade
+through the postcodes and e-mail domains that a whole shop shares. Its columns: ``last``, the
+last-name words marked (``0mueller``: a term space of their own, so a last-name tier never
+steps through first names), ``other``, every name word, and ``phon``. Words are
 folded (``Müller`` → ``mueller`` and ``muller``) so whatever a cashier types for an umlaut
 matches. Prefix indexes for 1–6 characters make short prefixes lazy doclist reads instead of
 merges of thousands of terms.
@@ -60,6 +62,11 @@ _PLAIN = str.maketrans({"ß": "ss", "ı": "i", "ł": "l", "ø": "o", "đ": "d", 
 _TOKEN_RE = re.compile(r"[a-z0-9]+")
 # what customers.assign_card accepts, with at least one digit
 _NUMBER_RE = re.compile(r"^(?=.*[0-9])[A-Za-z0-9#\-]{4,32}$")
+# Last-name words are indexed a second time with this mark in front ("0mueller"), in a term
+# space of their own: "last name starts with an" then reads only last names, instead of
+# stepping through every Anna and Andreas with a column filter (1.8 ms at 1M customers).
+# Typed name tokens are letters only, so they never reach a marked term by accident.
+LAST_MARK = "0"
 _PHONETIC_MIN_LEN = 4  # shorter words have codes so coarse they match everyone
 SCAN_MIN_LEN = 8  # a number this long that hits exactly is a scan: show only its owner
 
@@ -113,6 +120,12 @@ def m002_six_character_prefixes(db) -> None:
     db.execute(ALL_SCHEMA)
     db.execute(NAMES_SCHEMA)
     rebuild(db)
+
+
+@migrations()
+def m003_marked_last_names(db) -> None:
+    # customer_names.last holds marked words, and .other every plain name word (see index)
+    rebuild(db, tables=("customer_names",))
 
 
 # -- folding -------------------------------------------------------------------------------
@@ -239,7 +252,7 @@ def index(db, rowid: int, row: dict[str, Any], card_numbers: Iterable[str]) -> N
             " VALUES (?, ?, ?, ?, ?)",
             [rowid, *fts],
         )
-    names = (doc.last, doc.other, doc.phon)
+    names = (" ".join(LAST_MARK + w for w in doc.last.split()), doc.names, doc.phon)
     old = conn.execute(
         "SELECT last, other, phon FROM customer_names WHERE rowid = ?", [rowid]
     ).fetchone()
@@ -258,12 +271,13 @@ def unindex(db, rowid: int) -> None:
     db.conn.execute("DELETE FROM customer_names WHERE rowid = ?", [rowid])
 
 
-def rebuild(db) -> int:
-    """Index every live customer from scratch; returns how many were indexed."""
+def rebuild(db, tables: Iterable[str] = ("customer_fts", "customer_names")) -> int:
+    """Index every live customer from scratch in ``tables`` (the others are rewritten only
+    where their entry differs); returns how many customers were indexed."""
     if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'customers'").fetchone():
         return 0  # a fresh database: customers are indexed as they are created
-    db.execute("DELETE FROM customer_fts")
-    db.execute("DELETE FROM customer_names")
+    for table in tables:
+        db.execute(f"DELETE FROM {table}")
     cards: dict[str, list[str]] = {}
     for card_no, customer_id in db.execute(
         "SELECT card_no, customer_id FROM customer_cards ORDER BY issued_at"
@@ -469,12 +483,13 @@ def build_query(text: str) -> Query | None:
             phone_prefix = "+" + digits
     exact_last = last_prefix = names = fuzzy = None
     if all(t.isalpha() for t in tokens):  # names hold no digits: skip the name tiers
-        names = f"{{last other}} : ({broad})"
+        names = f"other : ({broad})"
+        marked = [LAST_MARK + t for t in tokens]
         if len(tokens) == 1:  # the last-name match is the whole condition
-            exact_last, last_prefix = f'last : "{tokens[0]}"', f'last : "{tokens[0]}"*'
+            exact_last, last_prefix = f'last : "{marked[0]}"', f'last : "{marked[0]}"*'
         else:
-            exact_last = f"last : ({' OR '.join(f'{chr(34)}{t}{chr(34)}' for t in tokens)}) AND {names}"
-            last_prefix = f"last : ({' OR '.join(f'{chr(34)}{t}{chr(34)}*' for t in tokens)}) AND {names}"
+            exact_last = f"last : ({' OR '.join(f'{chr(34)}{t}{chr(34)}' for t in marked)}) AND {names}"
+            last_prefix = f"last : ({' OR '.join(f'{chr(34)}{t}{chr(34)}*' for t in marked)}) AND {names}"
         parts, sounds = [], False
         for tok in tokens:
             code = phonetic(tok) if len(tok) >= _PHONETIC_MIN_LEN else ""
@@ -482,7 +497,7 @@ def build_query(text: str) -> Query | None:
                 parts.append(f'phon : "{code}"')
                 sounds = True
             else:
-                parts.append(f'{{last other}} : "{tok}"*')
+                parts.append(f'other : "{tok}"*')
         fuzzy = " AND ".join(parts) if sounds else None
     return Query(tuple(tokens), broad, exact_last, last_prefix, names, fuzzy, broad_words,
                  phone_prefix)
