@@ -323,6 +323,9 @@ def test_migration_marks_the_last_names_of_an_existing_index(shop, identity):
                                  [p["thomas"]["id"]]).fetchone()[0]],
         ).fetchone()[0]  # fmt: skip
         assert last.split() == [search.LAST_MARK + "mueller", search.LAST_MARK + "muller"]
+        schema = reopened.db.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'customer_names'").fetchone()[0]  # fmt: skip
+        assert "prefix = '1 2 3 4 5 6 7'" in schema  # a marked six-letter prefix is indexed
         after = {t: [(h.id, h.match) for h in customers.find(reopened, t)] for t in before}
         assert after == before
         assert reopened.db.execute(
