@@ -517,27 +517,35 @@ def build_query(text: str) -> Query | None:
 # the row the list shows.
 _LIVE = "c.merged_into IS NULL AND c.erased_at IS NULL"
 _FTS_ARM = (
-    "SELECT * FROM (SELECT {tier}, c.rowid, {columns} FROM {table} f"
+    "SELECT * FROM (SELECT {tier}, c.rowid{columns} FROM {table} f"
     " CROSS JOIN customers c ON c.rowid = f.rowid"
     " WHERE {table} MATCH ? AND {live} ORDER BY f.rowid)"
 )
+# the same arm from the index alone: rowids, no row loaded
+_FTS_INDEX_ARM = "SELECT * FROM (SELECT {tier}, rowid FROM {table} WHERE {table} MATCH ? ORDER BY rowid)"
 _PHONE_ARM = (
-    "SELECT {tier}, c.rowid, {columns} FROM customers c"
+    "SELECT {tier}, c.rowid{columns} FROM customers c"
     " WHERE c.{column} >= ? AND c.{column} < ? AND {live}"
 )
 _COLUMNS = ", ".join(f"c.{name.strip()}" for name in _HIT_COLUMNS.split(","))
+_ROW_COLUMNS = ", " + _COLUMNS
 _LAST_NAME, _LAST_NAME_PREFIX, _NAME, _OTHER, _PHONETIC = map(MATCHES.index, MATCHES[1:])
 
 
 @lru_cache(maxsize=64)
-def _sql(arms: tuple[tuple[int, str], ...]) -> str:
-    """The compound SELECT of ``arms`` (tier, table or phone column); a handful of shapes exist."""
+def _sql(arms: tuple[tuple[int, str], ...], rows: bool = True) -> str:
+    """The compound SELECT of ``arms`` (tier, table or phone column); a handful of shapes exist.
+
+    Without ``rows`` it reads the matching rowids from the indexes alone."""
     parts = []
     for tier, kind in arms:
+        columns = _ROW_COLUMNS if rows else ""
         if kind in ("mobile", "phone"):
-            parts.append(_PHONE_ARM.format(tier=tier, columns=_COLUMNS, column=kind, live=_LIVE))
+            parts.append(_PHONE_ARM.format(tier=tier, columns=columns, column=kind, live=_LIVE))
+        elif rows:
+            parts.append(_FTS_ARM.format(tier=tier, columns=columns, table=kind, live=_LIVE))
         else:
-            parts.append(_FTS_ARM.format(tier=tier, columns=_COLUMNS, table=kind, live=_LIVE))
+            parts.append(_FTS_INDEX_ARM.format(tier=tier, table=kind))
     return "\nUNION ALL ".join(parts)
 
 
@@ -609,9 +617,10 @@ def _name_words(value: str | None) -> tuple[str, ...]:
     return tuple(_words(value))
 
 
-def _classify(row: tuple, tokens: tuple[str, ...]) -> int:
-    """The name tier of a broad match (an arm's row): the name tiers' SQL, replayed on it."""
-    first_name, last_name, company = row[4:7]
+def _classify(names: tuple, tokens: tuple[str, ...]) -> int:
+    """The name tier of a broad match with these (first name, last name, company): the name
+    tiers' SQL, replayed on it."""
+    first_name, last_name, company = names
     last = _name_words(last_name)
     names = last + _name_words(first_name) + _name_words(company)
     if not all(any(w.startswith(t) for w in names) for t in tokens):
@@ -623,7 +632,7 @@ def _classify(row: tuple, tokens: tuple[str, ...]) -> int:
     return _NAME
 
 
-def _read(db, arms: list[Arm], seen: set[int], want: int) -> list[tuple]:
+def _read(db, arms: list[Arm], seen: set[int], want: int, rows_too: bool = True) -> list[tuple]:
     """Up to ``want`` rows (tier, rowid, *columns) of ``arms`` whose rowid is not in ``seen``.
 
     The arms stream in order and reading stops once ``want`` rows are in: later, broader arms
@@ -632,7 +641,7 @@ def _read(db, arms: list[Arm], seen: set[int], want: int) -> list[tuple]:
     rows: list[tuple] = []
     if not arms or want <= 0:
         return rows
-    sql = _sql(tuple(arm for arm, _params in arms))
+    sql = _sql(tuple(arm for arm, _params in arms), rows_too)
     cursor = db.conn.execute(sql, [p for _arm, params in arms for p in params])
     try:
         for row in cursor:
@@ -644,6 +653,21 @@ def _read(db, arms: list[Arm], seen: set[int], want: int) -> list[tuple]:
     finally:
         cursor.close()  # ends the read at once, also when the page filled early
     return rows
+
+
+def _load(db, rowids: list[int]) -> list[tuple]:
+    """The listed rows (rowid, *columns) of live customers, in the order of ``rowids``."""
+    if not rowids:
+        return []
+    marks = ", ".join("?" * len(rowids))
+    loaded = {
+        row[0]: row
+        for row in db.conn.execute(
+            f"SELECT c.rowid{_ROW_COLUMNS} FROM customers c WHERE c.rowid IN ({marks}) AND {_LIVE}",
+            rowids,
+        )
+    }
+    return [loaded[r] for r in rowids if r in loaded]
 
 
 def run(db, text: str, limit: int = 20, candidates: int | None = None) -> list[Hit]:
@@ -673,10 +697,11 @@ def run(db, text: str, limit: int = 20, candidates: int | None = None) -> list[H
             broad = [arm for arm in arms if arm[0][0] == _OTHER]
             phonetic = [arm for arm in arms if arm[0][0] == _PHONETIC]
             before = set(seen)
-            rows = _read(db, broad, seen, limit - len(seen) + 1)
+            # the index alone first: when the page overflows, no row was loaded in vain
+            found = _read(db, broad, seen, limit - len(seen) + 1, rows_too=False)
             if len(seen) <= limit:
                 tokens = query.tokens
-                rows = [(_classify(r, tokens), *r[1:]) for r in rows]
+                rows = [(_classify(r[3:6], tokens), *r) for r in _load(db, [f[1] for f in found])]
                 rows += _read(db, phonetic, seen, limit - len(seen))
             else:  # more than a page: the tiers decide which rows show
                 seen = before
