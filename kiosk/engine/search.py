@@ -617,10 +617,10 @@ def _name_words(value: str | None) -> tuple[str, ...]:
     return tuple(_words(value))
 
 
-def _classify(names: tuple, tokens: tuple[str, ...]) -> int:
-    """The name tier of a broad match with these (first name, last name, company): the name
-    tiers' SQL, replayed on it."""
-    first_name, last_name, company = names
+def _classify(person: tuple, tokens: tuple[str, ...]) -> int:
+    """The name tier of a broad match whose ``person`` is (first name, last name, company):
+    the name tiers' SQL, replayed on it."""
+    first_name, last_name, company = person
     last = _name_words(last_name)
     names = last + _name_words(first_name) + _name_words(company)
     if not all(any(w.startswith(t) for w in names) for t in tokens):
@@ -656,17 +656,20 @@ def _read(db, arms: list[Arm], seen: set[int], want: int, rows_too: bool = True)
 
 
 def _load(db, rowids: list[int]) -> list[tuple]:
-    """The listed rows (rowid, *columns) of live customers, in the order of ``rowids``."""
-    if not rowids:
-        return []
-    marks = ", ".join("?" * len(rowids))
-    loaded = {
-        row[0]: row
+    """The listed rows (rowid, *columns) of live customers, in the order of ``rowids``.
+
+    One query per 500 ids: an export searches with the whole shop as its page, and SQLite
+    builds by default take at most 32,766 parameters.
+    """
+    loaded: dict[int, tuple] = {}
+    for start in range(0, len(rowids), 500):
+        chunk = rowids[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
         for row in db.conn.execute(
             f"SELECT c.rowid{_ROW_COLUMNS} FROM customers c WHERE c.rowid IN ({marks}) AND {_LIVE}",
-            rowids,
-        )
-    }
+            chunk,
+        ):
+            loaded[row[0]] = row
     return [loaded[r] for r in rowids if r in loaded]
 
 
