@@ -46,8 +46,7 @@ BARE_SQL = "SELECT rowid FROM customer_fts WHERE customer_fts MATCH ? LIMIT 20"
 # The same MATCH, also loading the columns the till lists: the least any search must do to
 # show 20 customers. Printed for reference; the goal is set against BARE_SQL.
 ROWS_SQL = (
-    "SELECT c.rowid, c.id, c.customer_no, c.first_name, c.last_name, c.company, c.postcode,"
-    " c.city, c.birth_date, c.email, c.phone, c.mobile, c.observation"
+    f"SELECT c.rowid, {search.LISTED_COLUMNS}"
     " FROM customer_fts f CROSS JOIN customers c ON c.rowid = f.rowid"
     " WHERE customer_fts MATCH ? LIMIT 20"
 )

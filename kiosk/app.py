@@ -37,7 +37,7 @@ from kivy.app import App  # noqa: E402
 from kivy.clock import Clock  # noqa: E402
 
 from kiosk.config import DeviceConfig, UiConfig  # noqa: E402
-from kiosk.engine import customers, settings  # noqa: E402
+from kiosk.engine import customers, search, settings  # noqa: E402
 from kiosk.engine.store import Store  # noqa: E402
 from kiosk.i18n import _, set_language  # noqa: E402
 
@@ -179,8 +179,6 @@ class KioskApp(App):
             # customer file takes minutes: tell systemd so the start timeout does not kill it.
             sdnotify.notify("EXTEND_TIMEOUT_USEC=900000000\nSTATUS=Opening the database")
             self.store = Store(cfg.db_path, cfg.identity, secret_key=cfg.secret_key())
-            from kiosk.engine import search
-
             # WAL checkpoints off the sale's commit; the search index merged in small steps
             self.store.start_checkpointer(upkeep=[search.IndexUpkeep()])
         shop = settings.get(self.store, "shop.name")

@@ -410,9 +410,10 @@ class IndexUpkeep:
 
 
 # -- queries -----------------------------------------------------------------------------------------
-_HIT_COLUMNS = (
-    "id, customer_no, first_name, last_name, company, postcode, city,"
-    " birth_date, email, phone, mobile, observation"
+# What the result list shows of a customer, in Hit's field order (c: the customers table).
+LISTED_COLUMNS = (
+    "c.id, c.customer_no, c.first_name, c.last_name, c.company, c.postcode, c.city,"
+    " c.birth_date, c.email, c.phone, c.mobile, c.observation"
 )
 
 # Why a customer is on the list, best first (Hit.match).
@@ -527,8 +528,7 @@ _PHONE_ARM = (
     "SELECT {tier}, c.rowid{columns} FROM customers c"
     " WHERE c.{column} >= ? AND c.{column} < ? AND {live}"
 )
-_COLUMNS = ", ".join(f"c.{name.strip()}" for name in _HIT_COLUMNS.split(","))
-_ROW_COLUMNS = ", " + _COLUMNS
+_ROW_COLUMNS = ", " + LISTED_COLUMNS
 _LAST_NAME, _LAST_NAME_PREFIX, _NAME, _OTHER, _PHONETIC = map(MATCHES.index, MATCHES[1:])
 
 
@@ -576,7 +576,7 @@ def _arms(query: Query) -> list[Arm]:
 
 
 _EXACT_SQL = (
-    f"SELECT c.rowid, {_COLUMNS} FROM ("
+    f"SELECT c.rowid{_ROW_COLUMNS} FROM ("
     " SELECT id AS cid FROM customers WHERE customer_no = ?1"
     " UNION ALL SELECT customer_id FROM customer_cards WHERE card_no = ?1"
     " UNION ALL SELECT id FROM customers WHERE email_key = ?2) x"
