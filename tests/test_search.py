@@ -107,6 +107,31 @@ def test_ranking_is_the_same_when_the_page_overflows(file_store, limit):
         assert names(hits[1:5]) == ["Zora0 Maier", "Zora1 Maier", "Zora2 Maier", "Zora3 Maier"]
 
 
+@pytest.mark.parametrize("limit", [3, 20])
+@pytest.mark.parametrize("text", ["müller th", "th müller", "mül th", "th mül"])
+def test_several_words_rank_last_names_first_in_either_order(file_store, text, limit):
+    """GIVEN Müllers, a Thorsten, a Müller GmbH and a Müller e-mail WHEN a last name and a first
+    name's start are typed, in either order, THEN last names come first, whichever word they
+    start, whether the text is probed for being sparse (a long word, a page of 20) or the tiers
+    fill a page that overflows (3)."""
+    s = file_store
+    thea = add(s, "Thea", "Müller")
+    thomas = add(s, "Thomas", "Müllerschön")
+    thorsten = add(s, "Müller", "Thorsten")  # entered the wrong way round: still a last name
+    add(s, "Thilo", "Berger", company="Müller GmbH")
+    add(s, "Theo", "Schmidt", email="mueller.shop@web.de")
+    add(s, "Anna", "Müller")  # no "th" anywhere: never listed
+    hits = search.run(s.db, text, limit=limit)
+    whole = "müller" in text
+    tiers = (["last_name"] if whole else ["last_name_prefix"]) + ["last_name_prefix"] * 2
+    assert [h.match for h in hits] == (tiers + ["name", "other"])[:limit]
+    if limit == 20:
+        assert {h.id for h in hits[:3]} == {thea["id"], thomas["id"], thorsten["id"]}
+        assert names(hits[3:]) == ["Thilo Berger", "Theo Schmidt"]
+    elif whole:
+        assert hits[0].id == thea["id"]
+
+
 def test_postcode_and_city(shop):
     store, p = shop
     assert {h.id for h in customers.find(store, "5066")} == {p["thomas"]["id"], p["mueller"]["id"]}

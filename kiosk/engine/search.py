@@ -26,9 +26,9 @@ merges of thousands of terms.
 Short prefixes match huge sets ("ma": every tenth customer), so nothing is ranked in SQL.
 The tiers run as one compound SELECT (an arm per tier, each joined to the row the list
 shows) and reading stops as soon as the page is full: when "mü" fills the page with last
-names, the broader arms never run. Texts of several words first read the broad arms alone:
-when those hold no more than a page (most such texts), every match is in hand and is sorted
-into tiers in Python, instead of every tier repeating the words' costly AND.
+names, the broader arms never run. A text of several words with a long one ("drehmüller w")
+first reads the broad arms alone: when those hold no more than a page, every match is in hand
+and is sorted into tiers in Python, instead of every tier repeating the words' costly AND.
 
 The background upkeep (:class:`IndexUpkeep`) merges the index into one segment per table
 at most once a day; an index written customer by customer keeps 10 to 20 segments, which
@@ -68,7 +68,8 @@ _NUMBER_RE = re.compile(r"^(?=.*[0-9])[A-Za-z0-9#\-]{4,32}$")
 # Typed name tokens are letters only, so they never reach a marked term by accident.
 LAST_MARK = "0"
 _PHONETIC_MIN_LEN = 4  # shorter words have codes so coarse they match everyone
-SCAN_MIN_LEN = 8  # a number this long that hits exactly is a scan: show only its owner
+SCAN_MIN_LEN = 8
+_SPARSE_WORD_LEN = 5  # a text with a word this long is probed for being sparse (see run)  # a number this long that hits exactly is a scan: show only its owner
 
 # The first index layout, created by the released migration customers.m001; replaced by
 # this module's m001 below. Kept verbatim because released migrations never change.
@@ -452,7 +453,8 @@ class Query:
     tokens: tuple[str, ...]
     broad: str
     exact_last: str | None
-    last_prefix: str | None
+    # one expression per typed word as the last name's start, the longest word first
+    last_prefixes: tuple[str, ...]
     names: str | None
     phonetic: str | None
     # Words longer than the prefix indexes as whole words: a lazy doclist read, where their
@@ -491,15 +493,24 @@ def build_query(text: str) -> Query | None:
             phone_prefix = "+49" + digits[1:]  # numbers are indexed as German (_phone_tokens)
         else:
             phone_prefix = "+" + digits
-    exact_last = last_prefix = names = fuzzy = None
+    exact_last = names = fuzzy = None
+    last_prefixes: tuple[str, ...] = ()
     if all(t.isalpha() for t in tokens):  # names hold no digits: skip the name tiers
         names = f"other : ({broad})"
         marked = [LAST_MARK + t for t in tokens]
         if len(tokens) == 1:  # the last-name match is the whole condition
-            exact_last, last_prefix = f'last : "{marked[0]}"', f'last : "{marked[0]}"*'
+            exact_last, last_prefixes = f'last : "{marked[0]}"', (f'last : "{marked[0]}"*',)
         else:
             exact_last = f"last : ({' OR '.join(f'{chr(34)}{t}{chr(34)}' for t in marked)}) AND {names}"
-            last_prefix = f"last : ({' OR '.join(f'{chr(34)}{t}{chr(34)}*' for t in marked)}) AND {names}"
+            # One expression per word as the last name's start, each ANDing only the other
+            # words: "boc no" as (last boc…, other no…) fills a page in half the time of
+            # (last boc… or no…) AND boc… AND no…, which steps through both dense lists.
+            # The longest word first: the likelier last name, and the sparser list.
+            order = sorted(range(len(tokens)), key=lambda i: -len(tokens[i]))
+            last_prefixes = tuple(
+                f'last : "{marked[i]}"* AND other : ({_prefixes(tokens[:i] + tokens[i + 1 :])})'
+                for i in order
+            )
         parts, sounds = [], False
         for tok in tokens:
             code = phonetic(tok) if len(tok) >= _PHONETIC_MIN_LEN else ""
@@ -509,7 +520,7 @@ def build_query(text: str) -> Query | None:
             else:
                 parts.append(f'other : "{tok}"*')
         fuzzy = " AND ".join(parts) if sounds else None
-    return Query(tuple(tokens), broad, exact_last, last_prefix, names, fuzzy, broad_words,
+    return Query(tuple(tokens), broad, exact_last, last_prefixes, names, fuzzy, broad_words,
                  phone_prefix)
 
 
@@ -555,13 +566,12 @@ Arm = tuple[tuple[int, str], tuple[str, ...]]  # (tier, table or phone column), 
 def _arms(query: Query) -> list[Arm]:
     """The arms to stream for ``query``, best tier first."""
     arms: list[Arm] = []
-    for match, expr in (
-        ("last_name", query.exact_last),
-        ("last_name_prefix", query.last_prefix),
-        ("name", query.names),
+    for tier, exprs in (
+        (_LAST_NAME, (query.exact_last,)),
+        (_LAST_NAME_PREFIX, query.last_prefixes),
+        (_NAME, (query.names,)),
     ):
-        if expr is not None:
-            arms.append(((MATCHES.index(match), "customer_names"), (expr,)))
+        arms += [((tier, "customer_names"), (expr,)) for expr in exprs if expr is not None]
     if query.broad_words is not None:  # enough whole-word hits fill the page at once
         arms.append(((_OTHER, "customer_fts"), (query.broad_words,)))
     if query.phone_prefix is not None:
@@ -673,12 +683,19 @@ def _load(db, rowids: list[int]) -> list[tuple]:
     return [loaded[r] for r in rowids if r in loaded]
 
 
+def _likely_sparse(tokens: tuple[str, ...]) -> bool:
+    """Whether a text of several words probably matches no more than a page (a whole last
+    name and an initial: "drehmüller w"). Short words together ("boc no", "kli pat") match
+    hundreds; probing them first only added a read to the tiers (9 in 10 overflowed)."""
+    return max(map(len, tokens)) >= _SPARSE_WORD_LEN
+
+
 def run(db, text: str, limit: int = 20, candidates: int | None = None) -> list[Hit]:
     """Search customers as the cashier types; at most ``limit`` hits, best tier first.
 
-    Sparse texts (most texts of four or more characters) cost one statement: the broad arms
-    return every match, sorted into tiers here. Dense ones stream the tiers as one compound
-    SELECT that stops when the page is full.
+    A text streams the tiers as one compound SELECT that stops when the page is full. A text
+    of several words with a long one ("drehmüller w") is probed first: when its broad arms
+    hold no more than a page, that one read has every match, sorted into tiers here.
     ``candidates`` is accepted for older callers and ignored.
     """
     del candidates
@@ -693,10 +710,10 @@ def run(db, text: str, limit: int = 20, candidates: int | None = None) -> list[H
     query = build_query(text)
     if query is not None and not (seen and len(text.strip()) >= SCAN_MIN_LEN):
         arms = _arms(query)
-        if query.names is not None and len(query.tokens) > 1:
+        if query.names is not None and len(query.tokens) > 1 and _likely_sparse(query.tokens):
             # Each name tier of several words repeats their AND, which is the costly part. The
             # "other" arms hold every name-tier match as well: when they hold no more than a
-            # page (most texts of several words), every match is in hand and is tiered here.
+            # page, every match is in hand and is tiered here.
             broad = [arm for arm in arms if arm[0][0] == _OTHER]
             phonetic = [arm for arm in arms if arm[0][0] == _PHONETIC]
             before = set(seen)
