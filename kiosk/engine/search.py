@@ -27,7 +27,7 @@ Short prefixes match huge sets ("ma": every tenth customer), so nothing is ranke
 The tiers run as one compound SELECT (an arm per tier, each joined to the row the list
 shows) and reading stops as soon as the page is full: when "mü" fills the page with last
 names, the broader arms never run. A text of several words with a long one ("drehmüller w")
-first reads the broad arms alone: when those hold no more than a page, every match is in hand
+first reads the name arm alone: when it holds no more than a page, every name match is in hand
 and is sorted into tiers in Python, instead of every tier repeating the words' costly AND.
 
 The background upkeep (:class:`IndexUpkeep`) merges the index into one segment per table
@@ -628,7 +628,7 @@ def _name_words(value: str | None) -> tuple[str, ...]:
 
 
 def _classify(person: tuple, tokens: tuple[str, ...]) -> int:
-    """The name tier of a broad match whose ``person`` is (first name, last name, company):
+    """The name tier of a name match whose ``person`` is (first name, last name, company):
     the name tiers' SQL, replayed on it."""
     first_name, last_name, company = person
     last = _name_words(last_name)
@@ -684,9 +684,10 @@ def _load(db, rowids: list[int]) -> list[tuple]:
 
 
 def _likely_sparse(tokens: tuple[str, ...]) -> bool:
-    """Whether a text of several words probably matches no more than a page (a whole last
-    name and an initial: "drehmüller w"). Short words together ("boc no", "kli pat") match
-    hundreds; probing them first only added a read to the tiers (9 in 10 overflowed)."""
+    """Whether a text of several words probably matches no more than a page of names (a whole
+    last name and an initial: "drehmüller w", half of them at 1M customers). Short words
+    together ("boc no", "kli pat") match hundreds: 96 % overflowed the probe, which then only
+    added a read to the tiers."""
     return max(map(len, tokens)) >= _SPARSE_WORD_LEN
 
 
@@ -694,8 +695,8 @@ def run(db, text: str, limit: int = 20, candidates: int | None = None) -> list[H
     """Search customers as the cashier types; at most ``limit`` hits, best tier first.
 
     A text streams the tiers as one compound SELECT that stops when the page is full. A text
-    of several words with a long one ("drehmüller w") is probed first: when its broad arms
-    hold no more than a page, that one read has every match, sorted into tiers here.
+    of several words with a long one ("drehmüller w") is probed first: when its name arm
+    holds no more than a page, that one read has every name match, sorted into tiers here.
     ``candidates`` is accepted for older callers and ignored.
     """
     del candidates
@@ -712,17 +713,17 @@ def run(db, text: str, limit: int = 20, candidates: int | None = None) -> list[H
         arms = _arms(query)
         if query.names is not None and len(query.tokens) > 1 and _likely_sparse(query.tokens):
             # Each name tier of several words repeats their AND, which is the costly part. The
-            # "other" arms hold every name-tier match as well: when they hold no more than a
-            # page, every match is in hand and is tiered here.
-            broad = [arm for arm in arms if arm[0][0] == _OTHER]
-            phonetic = [arm for arm in arms if arm[0][0] == _PHONETIC]
+            # name arm holds every match of the tiers above it: when it holds no more than a
+            # page, that one read has them all, tiered here, and the broader arms fill the rest.
+            names = [arm for arm in arms if arm[0][0] == _NAME]
+            rest = [arm for arm in arms if arm[0][0] > _NAME]
             before = set(seen)
             # the index alone first: when the page overflows, no row was loaded in vain
-            found = _read(db, broad, seen, limit - len(seen) + 1, rows_too=False)
+            found = _read(db, names, seen, limit - len(seen) + 1, rows_too=False)
             if len(seen) <= limit:
                 tokens = query.tokens
                 rows = [(_classify(r[3:6], tokens), *r) for r in _load(db, [f[1] for f in found])]
-                rows += _read(db, phonetic, seen, limit - len(seen))
+                rows += _read(db, rest, seen, limit - len(seen))
             else:  # more than a page: the tiers decide which rows show
                 seen = before
                 rows = _read(db, arms, seen, limit - len(seen))
