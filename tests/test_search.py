@@ -132,6 +132,49 @@ def test_several_words_rank_last_names_first_in_either_order(file_store, text, l
         assert hits[0].id == thea["id"]
 
 
+def test_name_pairs_of_a_customer():
+    """The pair terms: every last word's starts (up to 4 letters) with every name word's starts,
+    and a short last word whole ("vogt00em")."""
+    doc = search.document({"first_name": "Emil", "last_name": "Vogt"}, [])
+    terms = doc.pairs.split()
+    assert {"v0e", "vogt0emil", "vo0vog", "vogt00em", "vogt00emil", "vogt00v"} <= set(terms)
+    assert len(terms) == len(set(terms)) == 4 * 4 + 4 * 4 + 4 + 4  # (emil, vogt) × k, j; whole
+    long = search.document({"first_name": "Ina", "last_name": "Drehmüller"}, []).pairs.split()
+    assert "dreh0in" in long and "dreh0ina" in long and not any("00" in t for t in long)
+
+
+def test_two_short_words_match_the_name_tiers_of_every_customer(file_store):
+    """GIVEN 300 generated customers WHEN two short words are typed (pair terms) THEN the name
+    tiers list exactly the customers the tiers' rule gives, each in its tier."""
+    import random
+
+    from kiosk.sample_data import generate
+
+    s = file_store
+    people = [p.fields for p in generate(300, seed=7)]
+    customers.create_many(s, people, source="import")
+    rows = s.db.execute("SELECT id, first_name, last_name, company FROM customers").fetchall()
+    rnd = random.Random(3)
+    texts = set()
+    for first, last in [(p["first_name"], p["last_name"]) for p in people[:60]]:
+        a, b = last[: rnd.randint(1, 4)], first[: rnd.randint(1, 4)]
+        texts |= {f"{a} {b}", f"{b} {a}", f"{last.split('-')[0][:4]} {b}"}
+    texts |= {"ma an", "sch m", "a a", "mü th", "ko ko"}
+    checked = 0
+    for text in sorted(texts):
+        query = search.build_query(text)
+        if query is None or not query.paired:
+            continue
+        tokens = query.tokens
+        expected = {(cid, search.MATCHES[tier]) for cid, *person in rows
+                    if (tier := search._classify(tuple(person), tokens)) < search._OTHER}  # fmt: skip
+        found = {(h.id, h.match) for h in search.run(s.db, text, limit=1000)
+                 if h.match in ("last_name", "last_name_prefix", "name")}  # fmt: skip
+        assert found == expected, text
+        checked += len(expected)
+    assert checked > 300  # the texts matched many customers, in every name tier
+
+
 def test_postcode_and_city(shop):
     store, p = shop
     assert {h.id for h in customers.find(store, "5066")} == {p["thomas"]["id"], p["mueller"]["id"]}
@@ -360,6 +403,29 @@ def test_migration_marks_the_last_names_of_an_existing_index(shop, identity):
     store.db = reopened.db  # the fixture closes it again
 
 
+def test_migration_adds_the_name_pairs_to_an_existing_index(shop, identity):
+    """GIVEN an index without name pairs (before m004) WHEN the store opens THEN every customer's
+    pairs are indexed and two short words rank as before."""
+    store, p = shop
+    texts = ("mül tho", "tho mül", "mu th", "anna m", "ma an", "ay yi")
+    before = {t: [(h.id, h.match) for h in customers.find(store, t)] for t in texts}
+    assert before["mül tho"][0] == (p["thomas"]["id"], "last_name_prefix")
+    with store.transaction():
+        store.db.execute("DROP TABLE customer_pairs")
+        store.db.execute("DELETE FROM _sqlite_migrations WHERE migration_set = 'kiosk.search'"
+                         " AND name = 'm004_name_pairs'")  # fmt: skip
+    path = store.path
+    store.close()
+    reopened = Store(path, identity)
+    try:
+        count = reopened.db.execute("SELECT count(*) FROM customer_pairs").fetchone()[0]
+        assert count == customers.count(reopened)
+        assert {t: [(h.id, h.match) for h in customers.find(reopened, t)] for t in texts} == before
+    finally:
+        reopened.close()
+    store.db = reopened.db  # the fixture closes it again
+
+
 def test_rebuild_matches_incremental_index(shop):
     store, _p = shop
     queries = ("mül", "meier", "köln", "0171", "5", "anna", "thomas.m", "yil")
@@ -394,7 +460,7 @@ def test_merge_leaves_one_segment_and_the_same_results(file_store):
             for i in range(150)])  # fmt: skip
     before = _results(file_store)
     assert search.merge(file_store.db.conn, pages=2) > 1  # several bounded steps
-    assert [search.segments(file_store.db.conn, t) for t in search.TABLES] == [1, 1]
+    assert [search.segments(file_store.db.conn, t) for t in search.TABLES] == [1, 1, 1]
     assert _results(file_store) == before
     assert file_store.get_meta(search.MERGED_AT)
     assert not search.merge_step(file_store.db.conn)  # nothing left to do
@@ -418,7 +484,7 @@ def test_upkeep_merges_on_the_background_thread_while_searches_go_on(file_store)
             time.sleep(0.01)
     finally:
         file_store.stop_checkpointer()
-    assert [search.segments(file_store.db.conn, t) for t in search.TABLES] == [1, 1]
+    assert [search.segments(file_store.db.conn, t) for t in search.TABLES] == [1, 1, 1]
     assert _results(file_store) == before and not upkeep.merging
 
 

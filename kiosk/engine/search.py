@@ -13,7 +13,7 @@ What the cashier types is matched in this order, and the list shows the tiers in
 Inside a tier the longest-standing customers come first (FTS5 reads rowids forwards faster
 than backwards) and the page shows them alphabetically.
 
-Two FTS5 tables hold the index, both rebuilt from the customer row by :func:`index`:
+Three FTS5 tables hold the index, all rebuilt from the customer row by :func:`index`:
 ``customer_fts`` has every searchable token (detail=none: smallest and fastest), and
 ``customer_names`` only name words and their phonetic codes, so the name tiers never wade
 through the postcodes and e-mail domains that a whole shop shares. Its columns: ``last``, the
@@ -21,7 +21,9 @@ last-name words marked (``0mueller``: a term space of their own, so a last-name 
 steps through first names), ``other``, every name word, and ``phon``. Words are
 folded (``Müller`` → ``mueller`` and ``muller``) so whatever a cashier types for an umlaut
 matches. Prefix indexes for 1–6 characters make short prefixes lazy doclist reads instead of
-merges of thousands of terms.
+merges of thousands of terms. ``customer_pairs`` holds each last-name word's starts paired with
+each name word's starts (``blum0wer``), so two short words, the densest texts ("blum wer"),
+find their last-name tiers as one whole term instead of an AND of two long lists.
 
 Short prefixes match huge sets ("ma": every tenth customer), so nothing is ranked in SQL.
 The tiers run as one compound SELECT (an arm per tier, each joined to the row the list
@@ -109,6 +111,18 @@ MARKED_NAMES_SCHEMA = (
     " tokenize = 'unicode61 remove_diacritics 0', prefix = '1 2 3 4 5 6 7', detail = column)"
 )
 
+# Name pairs (m004): for every last-name word and every name word of a customer, the pairs of
+# their starts up to 4 letters ("blum0wer": last name Blum…, a name Wer…) and, for a last word
+# of up to 4 letters, the whole word with a name's start ("vogt00em"). Two short typed words,
+# the densest texts of all ("blum wer": 10,000 Blum… and 20,000 Wer…), are then one doclist
+# read per tier instead of an AND that steps through both lists. No prefix indexes: every
+# query is a whole term.
+_PAIR_MAX = 4
+PAIRS_SCHEMA = (
+    "CREATE VIRTUAL TABLE customer_pairs USING fts5(pairs,"
+    " tokenize = 'unicode61 remove_diacritics 0', detail = none)"
+)
+
 # Applied after kiosk.customers (it reads customer rows): customers registers this set.
 migrations = Migrations("kiosk.search")
 
@@ -136,6 +150,13 @@ def m003_marked_last_names(db) -> None:
     db.execute("DROP TABLE customer_names")
     db.execute(MARKED_NAMES_SCHEMA)
     rebuild(db, tables=("customer_names",))
+
+
+@migrations()
+def m004_name_pairs(db) -> None:
+    db.execute("DROP TABLE IF EXISTS customer_pairs")
+    db.execute(PAIRS_SCHEMA)
+    rebuild(db, tables=("customer_pairs",))
 
 
 # -- folding -------------------------------------------------------------------------------
@@ -216,6 +237,7 @@ class Document:
     place: str
     contact: str
     numbers: str
+    pairs: str = ""
 
     @property
     def names(self) -> str:
@@ -229,24 +251,45 @@ def document(row: dict[str, Any], card_numbers: Iterable[str]) -> Document:
         for word in f"{row.get('first_name') or ''} {row.get('last_name') or ''}".split()
         for code in phonetic(word).split()
     ]
+    last = _words(row.get("last_name"))
+    other = _words(row.get("first_name"), row.get("company"))
     contact = _words(_email_parts(row["email"])) if row.get("email") else []
     for key in ("phone", "mobile"):
         for tok in _phone_tokens(row.get(key)):
             if tok not in contact:
                 contact.append(tok)
     return Document(
-        last=" ".join(_words(row.get("last_name"))),
-        other=" ".join(_words(row.get("first_name"), row.get("company"))),
+        last=" ".join(last),
+        other=" ".join(other),
         phon=" ".join(dict.fromkeys(phon)),
         place=" ".join(_words(row.get("postcode"), row.get("city"))),
         contact=" ".join(contact),
         numbers=" ".join([row.get("customer_no") or "", *card_numbers]).strip(),
+        pairs=" ".join(_pairs(last, list(dict.fromkeys(last + other)))),
     )
 
 
-def index(db, rowid: int, row: dict[str, Any], card_numbers: Iterable[str]) -> None:
-    """(Re)index one customer; call inside the transaction that changed it."""
+def _pairs(last: list[str], names: list[str]) -> list[str]:
+    """customer_pairs terms: each last word's starts with each name word's starts (the last
+    word itself included, as the name tiers' SQL lets one word answer both typed words)."""
+    terms: dict[str, None] = {}
+    for word in last:
+        for name in names:
+            heads = [name[:j] for j in range(1, min(_PAIR_MAX, len(name)) + 1)]
+            for k in range(1, min(_PAIR_MAX, len(word)) + 1):
+                terms.update((f"{word[:k]}0{head}", None) for head in heads)
+            if len(word) <= _PAIR_MAX:
+                terms.update((f"{word}00{head}", None) for head in heads)
+    return list(terms)
+
+
+def index(
+    db, rowid: int, row: dict[str, Any], card_numbers: Iterable[str], tables: Iterable[str] = ()
+) -> None:
+    """(Re)index one customer; call inside the transaction that changed it. ``tables`` limits
+    the index tables written (a migration runs before later ones create theirs)."""
     doc = document(row, card_numbers)
+    tables = tables or TABLES
     conn = db.conn
     # An edit that leaves a table's entry as it was (most edits touch one or two fields)
     # rewrites nothing: FTS5 deletes and inserts are the costly part of applying an event.
@@ -254,7 +297,7 @@ def index(db, rowid: int, row: dict[str, Any], card_numbers: Iterable[str]) -> N
     old = conn.execute(
         "SELECT names, place, contact, numbers FROM customer_fts WHERE rowid = ?", [rowid]
     ).fetchone()
-    if old != fts:
+    if "customer_fts" in tables and old != fts:
         if old is not None:
             conn.execute("DELETE FROM customer_fts WHERE rowid = ?", [rowid])
         conn.execute(
@@ -266,27 +309,39 @@ def index(db, rowid: int, row: dict[str, Any], card_numbers: Iterable[str]) -> N
     old = conn.execute(
         "SELECT last, other, phon FROM customer_names WHERE rowid = ?", [rowid]
     ).fetchone()
-    if old != names:
+    if "customer_names" in tables and old != names:
         if old is not None:
             conn.execute("DELETE FROM customer_names WHERE rowid = ?", [rowid])
         conn.execute(
             "INSERT INTO customer_names (rowid, last, other, phon) VALUES (?, ?, ?, ?)",
             [rowid, *names],
         )
+    if "customer_pairs" in tables:
+        old = conn.execute("SELECT pairs FROM customer_pairs WHERE rowid = ?", [rowid]).fetchone()
+        if old != (doc.pairs,):
+            if old is not None:
+                conn.execute("DELETE FROM customer_pairs WHERE rowid = ?", [rowid])
+            conn.execute(
+                "INSERT INTO customer_pairs (rowid, pairs) VALUES (?, ?)", [rowid, doc.pairs]
+            )
 
 
 def unindex(db, rowid: int) -> None:
     """Remove a customer from the index (erased, merged away)."""
     db.conn.execute("DELETE FROM customer_fts WHERE rowid = ?", [rowid])
     db.conn.execute("DELETE FROM customer_names WHERE rowid = ?", [rowid])
+    db.conn.execute("DELETE FROM customer_pairs WHERE rowid = ?", [rowid])
 
 
-def rebuild(db, tables: Iterable[str] = ("customer_fts", "customer_names")) -> int:
-    """Index every live customer from scratch in ``tables`` (the others are rewritten only
-    where their entry differs); returns how many customers were indexed."""
+def rebuild(db, tables: Iterable[str] | None = None) -> int:
+    """Index every live customer from scratch in ``tables`` (default: every index table the
+    database has; the others are rewritten only where their entry differs); returns how many
+    customers were indexed."""
     if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'customers'").fetchone():
         return 0  # a fresh database: customers are indexed as they are created
-    for table in tables:
+    present = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    present = tuple(t for t in TABLES if t in present)  # earlier migrations: not all exist yet
+    for table in present if tables is None else tables:
         db.execute(f"DELETE FROM {table}")
     cards: dict[str, list[str]] = {}
     for card_no, customer_id in db.execute(
@@ -300,7 +355,7 @@ def rebuild(db, tables: Iterable[str] = ("customer_fts", "customer_names")) -> i
     count = 0
     for values in cursor:  # reading customers while writing the index tables is fine
         row = dict(zip(names, values))
-        index(db, row["rowid"], row, cards.get(row["id"], []))
+        index(db, row["rowid"], row, cards.get(row["id"], []), present)
         count += 1
     _LOGGER.info("search index rebuilt: %d customers", count)
     return count
@@ -311,7 +366,7 @@ def rebuild(db, tables: Iterable[str] = ("customer_fts", "customer_names")) -> i
 # (automerge), so an index written customer by customer keeps 10 to 20 segments, and every
 # query looks each term up in each of them. Merged into one, a search costs about half
 # (bench/customer_search.py prints both).
-TABLES = ("customer_fts", "customer_names")
+TABLES = ("customer_fts", "customer_names", "customer_pairs")
 # FTS5 %_data rowids are segment id << 37 | doclist-index flag, height, page (fts5Int.h).
 _SEGMENT_SHIFT = 37
 MERGED_AT = "search.merged_at"  # meta key: when the index was last merged into one segment
@@ -464,6 +519,9 @@ class Query:
     # A long run of digits may be the start of a phone number: its E.164 prefix, looked up as a
     # B-tree range (typed "+49221", the area code of half a Köln shop, merged 580,000 terms).
     phone_prefix: str | None = None
+    # The last-name tiers are whole terms of customer_pairs (two short words), not
+    # expressions over customer_names.
+    paired: bool = False
 
 
 def _prefixes(tokens: Iterable[str]) -> str:
@@ -495,11 +553,18 @@ def build_query(text: str) -> Query | None:
             phone_prefix = "+" + digits
     exact_last = names = fuzzy = None
     last_prefixes: tuple[str, ...] = ()
+    paired = False
     if all(t.isalpha() for t in tokens):  # names hold no digits: skip the name tiers
         names = f"other : ({broad})"
         marked = [LAST_MARK + t for t in tokens]
         if len(tokens) == 1:  # the last-name match is the whole condition
             exact_last, last_prefixes = f'last : "{marked[0]}"', (f'last : "{marked[0]}"*',)
+        elif len(tokens) == 2 and max(map(len, tokens)) <= _PAIR_MAX:
+            # either word as the last name, the longer first (see _pairs)
+            a, b = sorted(tokens, key=len, reverse=True)
+            exact_last = f'"{a}00{b}" OR "{b}00{a}"'
+            last_prefixes = tuple(dict.fromkeys((f'"{a}0{b}"', f'"{b}0{a}"')))
+            paired = True
         else:
             exact_last = f"last : ({' OR '.join(f'{chr(34)}{t}{chr(34)}' for t in marked)}) AND {names}"
             # One expression per word as the last name's start, each ANDing only the other
@@ -521,7 +586,7 @@ def build_query(text: str) -> Query | None:
                 parts.append(f'other : "{tok}"*')
         fuzzy = " AND ".join(parts) if sounds else None
     return Query(tuple(tokens), broad, exact_last, last_prefixes, names, fuzzy, broad_words,
-                 phone_prefix)
+                 phone_prefix, paired)
 
 
 # One SELECT per tier (an "arm"), compounded with UNION ALL in tier order. Each arm streams
@@ -566,12 +631,13 @@ Arm = tuple[tuple[int, str], tuple[str, ...]]  # (tier, table or phone column), 
 def _arms(query: Query) -> list[Arm]:
     """The arms to stream for ``query``, best tier first."""
     arms: list[Arm] = []
-    for tier, exprs in (
-        (_LAST_NAME, (query.exact_last,)),
-        (_LAST_NAME_PREFIX, query.last_prefixes),
-        (_NAME, (query.names,)),
+    last_names = "customer_pairs" if query.paired else "customer_names"
+    for tier, table, exprs in (
+        (_LAST_NAME, last_names, (query.exact_last,)),
+        (_LAST_NAME_PREFIX, last_names, query.last_prefixes),
+        (_NAME, "customer_names", (query.names,)),
     ):
-        arms += [((tier, "customer_names"), (expr,)) for expr in exprs if expr is not None]
+        arms += [((tier, table), (expr,)) for expr in exprs if expr is not None]
     if query.broad_words is not None:  # enough whole-word hits fill the page at once
         arms.append(((_OTHER, "customer_fts"), (query.broad_words,)))
     if query.phone_prefix is not None:
