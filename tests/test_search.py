@@ -303,6 +303,45 @@ def test_merged_and_erased_customers_never_appear(shop):
     assert p["anna"]["id"] in [h.id for h in customers.find(store, "meier")]
 
 
+def _pair_counts(db) -> dict[str, int]:
+    """customer_pairs as FTS5 holds it: how many customers each term has."""
+    db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.pair_vocab"
+               " USING fts5vocab(main, customer_pairs, 'row')")  # fmt: skip
+    return dict(db.execute("SELECT term, doc FROM pair_vocab").fetchall())
+
+
+def _expected_pair_counts(store) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in store.db.query(
+        "SELECT * FROM customers WHERE merged_into IS NULL AND erased_at IS NULL"
+    ):
+        for term in search.document(row, []).pairs.split():
+            counts[term] = counts.get(term, 0) + 1
+    return counts
+
+
+def test_name_pairs_follow_edits_merges_and_erasure(shop):
+    """GIVEN the contentless pairs table WHEN names change, customers are merged and erased
+    THEN it holds exactly the pairs of the live customers: no stale term, none counted twice."""
+    store, p = shop
+    assert _pair_counts(store.db) == _expected_pair_counts(store)
+    customers.update(store, p["thomas"]["id"], {"last_name": "Schulze-Vogt"})
+    customers.update(store, p["anna"]["id"], {"first_name": "Annika"})
+    customers.update(store, p["jan"]["id"], {"city": "Bonn"})  # names unchanged
+    customers.merge(store, p["otto"]["id"], p["eva"]["id"])
+    customers.erase(store, p["karl"]["id"])
+    assert _pair_counts(store.db) == _expected_pair_counts(store)
+    assert "mu0th" not in _pair_counts(store.db) and "vogt00th" in _pair_counts(store.db)
+    assert [h.id for h in customers.find(store, "vogt th")] == [p["thomas"]["id"]]
+    # Thomas' e-mail still says mueller: found in the "any field" tier, not as a last name
+    assert [h.match for h in customers.find(store, "mü th")] == ["other"]
+    assert customers.find(store, "kar me") == []
+    with store.transaction():
+        search.rebuild(store.db)
+    assert _pair_counts(store.db) == _expected_pair_counts(store)
+    store.db.execute("INSERT INTO customer_pairs (customer_pairs) VALUES ('integrity-check')")
+
+
 def test_updates_reindex(shop):
     store, p = shop
     customers.update(store, p["otto"]["id"], {"last_name": "Krüger", "postcode": "50999"})

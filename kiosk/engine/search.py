@@ -116,10 +116,12 @@ MARKED_NAMES_SCHEMA = (
 # of up to 4 letters, the whole word with a name's start ("vogt00em"). Two short typed words,
 # the densest texts of all ("blum wer": 10,000 Blum… and 20,000 Wer…), are then one doclist
 # read per tier instead of an AND that steps through both lists. No prefix indexes: every
-# query is a whole term.
+# query is a whole term. Contentless: the terms (36 a customer) would take 300 bytes of content
+# each; a stale entry is deleted with the terms computed again from customer_names (index), so
+# a change to _pairs needs a migration that rebuilds this table.
 _PAIR_MAX = 4
 PAIRS_SCHEMA = (
-    "CREATE VIRTUAL TABLE customer_pairs USING fts5(pairs,"
+    "CREATE VIRTUAL TABLE customer_pairs USING fts5(pairs, content = '',"
     " tokenize = 'unicode61 remove_diacritics 0', detail = none)"
 )
 
@@ -265,8 +267,12 @@ def document(row: dict[str, Any], card_numbers: Iterable[str]) -> Document:
         place=" ".join(_words(row.get("postcode"), row.get("city"))),
         contact=" ".join(contact),
         numbers=" ".join([row.get("customer_no") or "", *card_numbers]).strip(),
-        pairs=" ".join(_pairs(last, list(dict.fromkeys(last + other)))),
+        pairs=_pairs_text(last, last + other),
     )
+
+
+def _pairs_text(last: list[str], names: list[str]) -> str:
+    return " ".join(_pairs(last, list(dict.fromkeys(names))))
 
 
 def _pairs(last: list[str], names: list[str]) -> list[str]:
@@ -284,10 +290,16 @@ def _pairs(last: list[str], names: list[str]) -> list[str]:
 
 
 def index(
-    db, rowid: int, row: dict[str, Any], card_numbers: Iterable[str], tables: Iterable[str] = ()
+    db,
+    rowid: int,
+    row: dict[str, Any],
+    card_numbers: Iterable[str],
+    tables: Iterable[str] = (),
+    emptied: Iterable[str] = (),
 ) -> None:
     """(Re)index one customer; call inside the transaction that changed it. ``tables`` limits
-    the index tables written (a migration runs before later ones create theirs)."""
+    the index tables written (a migration runs before later ones create theirs); ``emptied``
+    are tables a rebuild has just emptied."""
     doc = document(row, card_numbers)
     tables = tables or TABLES
     conn = db.conn
@@ -317,20 +329,35 @@ def index(
             [rowid, *names],
         )
     if "customer_pairs" in tables:
-        old = conn.execute("SELECT pairs FROM customer_pairs WHERE rowid = ?", [rowid]).fetchone()
-        if old != (doc.pairs,):
-            if old is not None:
-                conn.execute("DELETE FROM customer_pairs WHERE rowid = ?", [rowid])
+        # a customer has pairs exactly when it has names, computed from them (contentless)
+        stale = None if old is None or "customer_pairs" in emptied else old
+        if stale is None or stale[:2] != names[:2]:
+            if stale is not None:
+                _delete_pairs(conn, rowid, stale)
             conn.execute(
                 "INSERT INTO customer_pairs (rowid, pairs) VALUES (?, ?)", [rowid, doc.pairs]
             )
 
 
+def _delete_pairs(conn: sqlite3.Connection, rowid: int, names_row: tuple) -> None:
+    """Delete a customer's pairs from the contentless table: FTS5 needs the indexed terms."""
+    last = [w[len(LAST_MARK) :] for w in names_row[0].split()]
+    conn.execute(
+        "INSERT INTO customer_pairs (customer_pairs, rowid, pairs) VALUES ('delete', ?, ?)",
+        [rowid, _pairs_text(last, names_row[1].split())],
+    )
+
+
 def unindex(db, rowid: int) -> None:
     """Remove a customer from the index (erased, merged away)."""
-    db.conn.execute("DELETE FROM customer_fts WHERE rowid = ?", [rowid])
-    db.conn.execute("DELETE FROM customer_names WHERE rowid = ?", [rowid])
-    db.conn.execute("DELETE FROM customer_pairs WHERE rowid = ?", [rowid])
+    conn = db.conn
+    conn.execute("DELETE FROM customer_fts WHERE rowid = ?", [rowid])
+    names = conn.execute(
+        "SELECT last, other FROM customer_names WHERE rowid = ?", [rowid]
+    ).fetchone()
+    if names is not None:
+        _delete_pairs(conn, rowid, names)
+        conn.execute("DELETE FROM customer_names WHERE rowid = ?", [rowid])
 
 
 def rebuild(db, tables: Iterable[str] | None = None) -> int:
@@ -341,8 +368,14 @@ def rebuild(db, tables: Iterable[str] | None = None) -> int:
         return 0  # a fresh database: customers are indexed as they are created
     present = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     present = tuple(t for t in TABLES if t in present)  # earlier migrations: not all exist yet
-    for table in present if tables is None else tables:
-        db.execute(f"DELETE FROM {table}")
+    emptied = set(present if tables is None else tables)
+    if "customer_names" in emptied and "customer_pairs" in present:
+        emptied.add("customer_pairs")  # its deletes are computed from customer_names
+    for table in emptied:
+        if table == "customer_pairs":  # contentless: no DELETE
+            db.execute("INSERT INTO customer_pairs (customer_pairs) VALUES ('delete-all')")
+        else:
+            db.execute(f"DELETE FROM {table}")
     cards: dict[str, list[str]] = {}
     for card_no, customer_id in db.execute(
         "SELECT card_no, customer_id FROM customer_cards ORDER BY issued_at"
@@ -355,7 +388,7 @@ def rebuild(db, tables: Iterable[str] | None = None) -> int:
     count = 0
     for values in cursor:  # reading customers while writing the index tables is fine
         row = dict(zip(names, values))
-        index(db, row["rowid"], row, cards.get(row["id"], []), present)
+        index(db, row["rowid"], row, cards.get(row["id"], []), present, emptied)
         count += 1
     _LOGGER.info("search index rebuilt: %d customers", count)
     return count
