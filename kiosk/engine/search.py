@@ -28,9 +28,10 @@ find their last-name tiers as one whole term instead of an AND of two long lists
 Short prefixes match huge sets ("ma": every tenth customer), so nothing is ranked in SQL.
 The tiers run as one compound SELECT (an arm per tier, each joined to the row the list
 shows) and reading stops as soon as the page is full: when "mü" fills the page with last
-names, the broader arms never run. A text of several words with a long one ("drehmüller w")
-first reads the name arm alone: when it holds no more than a page, every name match is in hand
-and is sorted into tiers in Python, instead of every tier repeating the words' costly AND.
+names, the broader arms never run. Below the last-name tiers, each tier of several words
+repeats the words' costly AND, so a text of several words first reads one broader arm alone
+(see _probed): when it holds no more than the page, every match of the tiers it covers is in
+hand and is sorted into tiers in Python.
 
 The background upkeep (:class:`IndexUpkeep`) merges the index into one segment per table
 at most once a day; an index written customer by customer keeps 10 to 20 segments, which
@@ -782,6 +783,26 @@ def _load(db, rowids: list[int]) -> list[tuple]:
     return [loaded[r] for r in rowids if r in loaded]
 
 
+def _probed(
+    db, tokens: tuple[str, ...], arms: list[Arm], probe: int, seen: set[int], limit: int
+) -> list[tuple]:
+    """Rows of ``arms`` for a text of several words, whose name tiers each repeat the words'
+    AND (the costly part): the arm of tier ``probe``, which holds every match of the tiers
+    before it, is read first from the index alone. When it holds no more than the rest of the
+    page, that one read has them all, tiered here, and the later arms fill the page. Otherwise
+    the arms stream in tier order, as ever."""
+    if len(seen) >= limit:
+        return []
+    first = [arm for arm in arms if arm[0][0] == probe]
+    later = [arm for arm in arms if arm[0][0] > probe]
+    found = _read(db, first, seen, limit - len(seen) + 1, rows_too=False)
+    if len(seen) > limit:  # more than a page: the tiers decide which rows show
+        seen.difference_update(f[1] for f in found)
+        return _read(db, arms, seen, limit - len(seen))
+    rows = [(_classify(r[3:6], tokens), *r) for r in _load(db, [f[1] for f in found])]
+    return rows + _read(db, later, seen, limit - len(seen))
+
+
 def _likely_sparse(tokens: tuple[str, ...]) -> bool:
     """Whether a text of several words probably matches no more than a page of names (a whole
     last name and an initial: "drehmüller w", half of them at 1M customers). Short words
@@ -793,9 +814,8 @@ def _likely_sparse(tokens: tuple[str, ...]) -> bool:
 def run(db, text: str, limit: int = 20, candidates: int | None = None) -> list[Hit]:
     """Search customers as the cashier types; at most ``limit`` hits, best tier first.
 
-    A text streams the tiers as one compound SELECT that stops when the page is full. A text
-    of several words with a long one ("drehmüller w") is probed first: when its name arm
-    holds no more than a page, that one read has every name match, sorted into tiers here.
+    A text streams the tiers as one compound SELECT that stops when the page is full; texts
+    of several words probe a broader tier first (see _probed).
     ``candidates`` is accepted for older callers and ignored.
     """
     del candidates
@@ -810,22 +830,16 @@ def run(db, text: str, limit: int = 20, candidates: int | None = None) -> list[H
     query = build_query(text)
     if query is not None and not (seen and len(text.strip()) >= SCAN_MIN_LEN):
         arms = _arms(query)
-        if query.names is not None and len(query.tokens) > 1 and _likely_sparse(query.tokens):
-            # Each name tier of several words repeats their AND, which is the costly part. The
-            # name arm holds every match of the tiers above it: when it holds no more than a
-            # page, that one read has them all, tiered here, and the broader arms fill the rest.
-            names = [arm for arm in arms if arm[0][0] == _NAME]
-            rest = [arm for arm in arms if arm[0][0] > _NAME]
-            before = set(seen)
-            # the index alone first: when the page overflows, no row was loaded in vain
-            found = _read(db, names, seen, limit - len(seen) + 1, rows_too=False)
-            if len(seen) <= limit:
-                tokens = query.tokens
-                rows = [(_classify(r[3:6], tokens), *r) for r in _load(db, [f[1] for f in found])]
-                rows += _read(db, rest, seen, limit - len(seen))
-            else:  # more than a page: the tiers decide which rows show
-                seen = before
-                rows = _read(db, arms, seen, limit - len(seen))
+        if query.paired:
+            # the last-name tiers are whole-term reads; below them, each tier of several words
+            # repeats the words' AND: the broad arm, a superset, is probed for them all
+            head = [arm for arm in arms if arm[0][0] <= _LAST_NAME_PREFIX]
+            rows = _read(db, head, seen, limit - len(seen))
+            tail = [arm for arm in arms if arm[0][0] > _LAST_NAME_PREFIX]
+            rows += _probed(db, query.tokens, tail, _OTHER, seen, limit)
+        elif query.names is not None and len(query.tokens) > 1 and _likely_sparse(query.tokens):
+            # the name arm holds every match of the tiers above it
+            rows = _probed(db, query.tokens, arms, _NAME, seen, limit)
         else:
             rows = _read(db, arms, seen, limit - len(seen))
         make = Hit._make
