@@ -71,8 +71,8 @@ _NUMBER_RE = re.compile(r"^(?=.*[0-9])[A-Za-z0-9#\-]{4,32}$")
 # Typed name tokens are letters only, so they never reach a marked term by accident.
 LAST_MARK = "0"
 _PHONETIC_MIN_LEN = 4  # shorter words have codes so coarse they match everyone
-SCAN_MIN_LEN = 8
-_SPARSE_WORD_LEN = 5  # a text with a word this long is probed for being sparse (see run)  # a number this long that hits exactly is a scan: show only its owner
+SCAN_MIN_LEN = 8  # a number this long that hits exactly is a scan: show only its owner
+_SPARSE_WORD_LEN = 5  # a text with a word this long is probed for being sparse (see run)
 
 # The first index layout, created by the released migration customers.m001; replaced by
 # this module's m001 below. Kept verbatim because released migrations never change.
