@@ -240,6 +240,17 @@ class KivyDriver:
             last = pos
             self.pump()
 
+    def _wait_for_fading_popups(self, timeout: float = 2.0) -> None:
+        """Pump while a popup fades in or out (0.1 s): a dismissed one still takes the touches
+        until it is gone, and a person does not tap through it either."""
+        from kivy.uix.modalview import ModalView
+
+        self.wait_until(
+            lambda: not any(isinstance(w, ModalView) and w._anim_alpha < 1
+                            for w in self.window.children),  # fmt: skip
+            timeout, "a popup to finish fading",
+        )
+
     def tap(self, widget, hold: float = 0.0) -> None:
         """Tap the middle of a widget (it must be shown and enabled; scrolled to if needed)."""
         if not self._is_shown(widget):
@@ -248,6 +259,7 @@ class KivyDriver:
             raise DriverError(f"{widget!r} is disabled")
         self.scroll_into_view(widget)
         self.settle(widget)
+        self._wait_for_fading_popups()
         x, y = widget.to_window(*widget.center)
         width, height = self.window.size
         if not (0 <= x < width and 0 <= y < height):
