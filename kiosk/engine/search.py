@@ -126,6 +126,8 @@ PAIRS_SCHEMA = (
     " tokenize = 'unicode61 remove_diacritics 0', detail = none)"
 )
 
+TABLES = ("customer_fts", "customer_names", "customer_pairs")  # every index table
+
 # Applied after kiosk.customers (it reads customer rows): customers registers this set.
 migrations = Migrations("kiosk.search")
 
@@ -240,11 +242,15 @@ class Document:
     place: str
     contact: str
     numbers: str
-    pairs: str = ""
 
     @property
     def names(self) -> str:
         return f"{self.last} {self.other}".strip()
+
+    @property
+    def pairs(self) -> str:
+        """customer_pairs' terms, from the last and all name words (see _pairs)."""
+        return _pairs_text(self.last.split(), self.names.split())
 
 
 def document(row: dict[str, Any], card_numbers: Iterable[str]) -> Document:
@@ -254,21 +260,18 @@ def document(row: dict[str, Any], card_numbers: Iterable[str]) -> Document:
         for word in f"{row.get('first_name') or ''} {row.get('last_name') or ''}".split()
         for code in phonetic(word).split()
     ]
-    last = _words(row.get("last_name"))
-    other = _words(row.get("first_name"), row.get("company"))
     contact = _words(_email_parts(row["email"])) if row.get("email") else []
     for key in ("phone", "mobile"):
         for tok in _phone_tokens(row.get(key)):
             if tok not in contact:
                 contact.append(tok)
     return Document(
-        last=" ".join(last),
-        other=" ".join(other),
+        last=" ".join(_words(row.get("last_name"))),
+        other=" ".join(_words(row.get("first_name"), row.get("company"))),
         phon=" ".join(dict.fromkeys(phon)),
         place=" ".join(_words(row.get("postcode"), row.get("city"))),
         contact=" ".join(contact),
         numbers=" ".join([row.get("customer_no") or "", *card_numbers]).strip(),
-        pairs=_pairs_text(last, last + other),
     )
 
 
@@ -295,14 +298,13 @@ def index(
     rowid: int,
     row: dict[str, Any],
     card_numbers: Iterable[str],
-    tables: Iterable[str] = (),
+    tables: Iterable[str] = TABLES,
     emptied: Iterable[str] = (),
 ) -> None:
     """(Re)index one customer; call inside the transaction that changed it. ``tables`` limits
     the index tables written (a migration runs before later ones create theirs); ``emptied``
     are tables a rebuild has just emptied."""
     doc = document(row, card_numbers)
-    tables = tables or TABLES
     conn = db.conn
     # An edit that leaves a table's entry as it was (most edits touch one or two fields)
     # rewrites nothing: FTS5 deletes and inserts are the costly part of applying an event.
@@ -400,7 +402,6 @@ def rebuild(db, tables: Iterable[str] | None = None) -> int:
 # (automerge), so an index written customer by customer keeps 10 to 20 segments, and every
 # query looks each term up in each of them. Merged into one, a search costs about half
 # (bench/customer_search.py prints both).
-TABLES = ("customer_fts", "customer_names", "customer_pairs")
 # FTS5 %_data rowids are segment id << 37 | doclist-index flag, height, page (fts5Int.h).
 _SEGMENT_SHIFT = 37
 MERGED_AT = "search.merged_at"  # meta key: when the index was last merged into one segment
