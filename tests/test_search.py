@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
 import time
 
 import pytest
 
 from kiosk.engine import customers, events, search
 from kiosk.engine.store import Store
+from kiosk.sample_data import generate
 
 
 def add(store, first, last, **fields):
@@ -146,10 +148,6 @@ def test_name_pairs_of_a_customer():
 def test_two_short_words_match_the_name_tiers_of_every_customer(file_store):
     """GIVEN 300 generated customers WHEN two short words are typed (pair terms) THEN the name
     tiers list exactly the customers the tiers' rule gives, each in its tier."""
-    import random
-
-    from kiosk.sample_data import generate
-
     s = file_store
     people = [p.fields for p in generate(300, seed=7)]
     customers.create_many(s, people, source="import")
