@@ -44,7 +44,9 @@ def _simulate(ops: list[tuple[int, int]], seed: int) -> list[Store]:
 @given(
     ops=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 3)), min_size=5, max_size=60),
     seed=st.integers(0, 2**32),
-    orders=st.lists(st.randoms(use_true_random=False), min_size=2, max_size=3),
+    # seeds, not st.randoms(): how much a replay draws depends on the event count, and event
+    # ids carry the clock, so Hypothesis saw one example draw differently twice (flaky strategy)
+    orders=st.lists(st.integers(0, 2**32), min_size=2, max_size=3),
 )
 def test_any_interleaving_and_duplication_gives_the_same_state(ops, seed, orders):
     """GIVEN events made on three devices with partial syncs in between
@@ -53,7 +55,8 @@ def test_any_interleaving_and_duplication_gives_the_same_state(ops, seed, orders
     devices = _simulate(ops, seed)
     union = {ev.id: ev for d in devices for ev in _all_events(d)}
     replicas = []
-    for i, rnd in enumerate(orders):
+    for i, order_seed in enumerate(orders):
+        rnd = random.Random(order_seed)
         replica = _store(f"replica-{i}", 50 + i)
         stream = list(union.values())
         stream += rnd.sample(stream, k=len(stream) // 3)  # duplicates
